@@ -1,0 +1,225 @@
+#!/usr/bin/env node
+// The one executable: `wiki-matrix-sso <command>`. Commands print their results to stdout; the
+// long-running ones (serve, worker) log JSON through pino instead.
+import { existsSync, writeFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import YAML from 'yaml';
+import { startService } from './commands/serve.ts';
+import { openMigratedDatabase, shutdownSignal } from './commands/common.ts';
+import { startWorker } from './commands/worker.ts';
+import { configJsonSchema, renderSample } from './config/generate.ts';
+import { ConfigError, configPath, loadConfigFile, redact, type Config, type Environment } from './config/load.ts';
+import { SCHEMA_PATH } from './config/paths.ts';
+import { createLogger, type Logger } from './log.ts';
+
+const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
+
+class UsageError extends Error {}
+
+interface Command {
+  summary: string;
+  usage: string;
+  options?: ParseArgsConfig['options'];
+  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
+}
+
+const configOption = { config: { type: 'string', short: 'c' } } as const;
+const CONFIG_HELP = '  -c, --config PATH   configuration file (default: $WMS_CONFIG or ./wiki-matrix-sso.yaml)';
+
+function load(values: Record<string, unknown>): Config {
+  return loadConfigFile(configPath(values.config as string | undefined, env), env);
+}
+
+function loggerFor(config: Config): Logger {
+  return createLogger(config.logging.level);
+}
+
+const commands: Record<string, Command> = {
+  serve: {
+    summary: 'Run the OpenID Connect provider and web pages.',
+    usage: `wiki-matrix-sso serve [--config PATH]\n\n${CONFIG_HELP}`,
+    options: configOption,
+    async run(values) {
+      const config = load(values);
+      const log = loggerFor(config);
+      log.info({ config: redact(config) }, 'effective configuration');
+      const service = await startService(config, log);
+      await shutdownSignal(log);
+      await service.stop();
+      return 0;
+    },
+  },
+  dev: {
+    summary: 'Serve on the embedded database, writing a development configuration first if there is none.',
+    usage: `wiki-matrix-sso dev [--config PATH]\n\n${CONFIG_HELP}`,
+    options: configOption,
+    async run(values) {
+      const path = configPath(values.config as string | undefined, env);
+      if (!existsSync(path)) {
+        writeFileSync(path, renderSample(), { mode: 0o600 });
+        process.stdout.write(`Wrote a development configuration with fresh secrets to ${path}\n`);
+      }
+      const config = loadConfigFile(path, env);
+      const log = loggerFor(config);
+      const service = await startService(config, log);
+      process.stdout.write(
+        [
+          '',
+          `wiki-matrix-sso is running on ${config.database.url ? 'PostgreSQL' : `the embedded database (${config.database.data_dir})`}.`,
+          `  OpenID Connect issuer: ${config.http.public_url}`,
+          `  listening on:          ${service.url}  (health: ${service.url}/health, readiness: ${service.url}/ready)`,
+          '',
+          'Next:',
+          `  1. Register an OAuth 2 consumer on your wiki and put its key and secret under \`wiki\` in ${path}.`,
+          `  2. Add your homeserver under \`oidc.clients\` and paste the Synapse snippet from the README.`,
+          '  Press Ctrl-C to stop.',
+          '',
+        ].join('\n'),
+      );
+      await shutdownSignal(log);
+      await service.stop();
+      return 0;
+    },
+  },
+  worker: {
+    summary: 'Run the moderation worker (one leader at a time; others wait as standbys).',
+    usage: `wiki-matrix-sso worker [--config PATH]\n\n${CONFIG_HELP}`,
+    options: configOption,
+    async run(values) {
+      const config = load(values);
+      const log = loggerFor(config);
+      const worker = await startWorker(config, log);
+      await shutdownSignal(log);
+      await worker.stop();
+      return 0;
+    },
+  },
+  migrate: {
+    summary: 'Apply pending database migrations and exit.',
+    usage: `wiki-matrix-sso migrate [--config PATH]\n\n${CONFIG_HELP}`,
+    options: configOption,
+    async run(values) {
+      const config = load(values);
+      const db = await openMigratedDatabase(config, createLogger('warn'));
+      await db.close();
+      process.stdout.write(`${db.description}: migrations are up to date\n`);
+      return 0;
+    },
+  },
+  'config check': {
+    summary: 'Validate a configuration file without starting anything.',
+    usage: `wiki-matrix-sso config check [--config PATH | PATH]\n\n${CONFIG_HELP}`,
+    options: configOption,
+    async run(values, positionals) {
+      const path = configPath((positionals[0] ?? values.config) as string | undefined, env);
+      loadConfigFile(path, env);
+      process.stdout.write(`${path}: configuration is valid\n`);
+      return 0;
+    },
+  },
+  'config show': {
+    summary: 'Print the effective configuration (defaults filled in, secrets redacted).',
+    usage: `wiki-matrix-sso config show [--config PATH]\n\n${CONFIG_HELP}`,
+    options: configOption,
+    async run(values) {
+      const { source: _source, ...config } = load(values);
+      process.stdout.write(YAML.stringify(redact(config)));
+      return 0;
+    },
+  },
+  'config generate': {
+    summary: 'Write a complete, commented sample configuration with freshly generated secrets.',
+    usage: 'wiki-matrix-sso config generate [--output PATH] [--force]\n\n  -o, --output PATH   write to PATH (mode 0600) instead of stdout\n  -f, --force         overwrite an existing file',
+    options: { output: { type: 'string', short: 'o' }, force: { type: 'boolean', short: 'f' } },
+    async run(values) {
+      const sample = renderSample();
+      const output = values.output as string | undefined;
+      if (!output) {
+        process.stdout.write(sample);
+        return 0;
+      }
+      if (existsSync(output) && !values.force) throw new UsageError(`${output} already exists (use --force to overwrite)`);
+      writeFileSync(output, sample, { mode: 0o600 });
+      process.stdout.write(`wrote ${output}\n`);
+      return 0;
+    },
+  },
+  'config schema': {
+    summary: 'Print the JSON Schema of the configuration (--write updates config/config.schema.json).',
+    usage: 'wiki-matrix-sso config schema [--write]',
+    options: { write: { type: 'boolean' } },
+    async run(values) {
+      const text = `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
+      if (values.write) {
+        writeFileSync(SCHEMA_PATH, text);
+        process.stdout.write(`wrote ${SCHEMA_PATH}\n`);
+      } else {
+        process.stdout.write(text);
+      }
+      return 0;
+    },
+  },
+};
+
+function overview(): string {
+  const width = Math.max(...Object.keys(commands).map((name) => name.length));
+  return [
+    'wiki-matrix-sso: sign in to Matrix with a Wikimedia account, and mirror wiki moderation into Matrix.',
+    '',
+    'Usage: wiki-matrix-sso <command> [options]   (every command takes --help)',
+    '',
+    'Commands:',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const name = argv[0] === 'config' && argv[1] && !argv[1].startsWith('-') ? `config ${argv[1]}` : argv[0];
+  const rest = argv.slice(name?.includes(' ') ? 2 : 1);
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(overview());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`wiki-matrix-sso: unknown command "${argv.slice(0, 2).join(' ')}"\n\n${overview()}`);
+    return 2;
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: name === 'config check',
+      strict: true,
+    });
+    if (values.help) {
+      process.stdout.write(`${command.summary}\n\nUsage: ${command.usage}\n`);
+      return 0;
+    }
+    return await command.run(values, positionals);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
+    }
+    const message = (error as Error).message ?? String(error);
+    if (error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`wiki-matrix-sso ${name}: ${message}\nUsage: ${command.usage}\n`);
+      return 2;
+    }
+    process.stderr.write(`wiki-matrix-sso ${name}: ${message}\n`);
+    if (process.env.WMS_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`wiki-matrix-sso: ${(error as Error).message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,36 @@
+import type { Config } from '../config/load.ts';
+import { openDatabase, type Database } from '../db/index.ts';
+import { migrate } from '../db/migrate.ts';
+import type { Logger } from '../log.ts';
+
+export async function openMigratedDatabase(config: Config, log: Logger): Promise<Database> {
+  const db = await openDatabase({
+    url: config.database.url,
+    dataDir: config.database.data_dir,
+    poolMax: config.database.pool_max,
+    connectTimeoutSeconds: config.database.connect_timeout,
+  });
+  try {
+    const { applied, unknown } = await migrate(db);
+    if (applied.length > 0) log.info({ migrations: applied.map((m) => `${m.version}_${m.name}`) }, 'applied migrations');
+    if (unknown.length > 0) log.warn({ migrations: unknown }, 'the database has migrations this version does not know; is an older version running against a newer database?');
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  log.info({ database: db.description }, 'database ready');
+  return db;
+}
+
+/** Resolves on the first SIGTERM or SIGINT; a second one exits at once. */
+export function shutdownSignal(log: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down');
+      process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
+      process.once('SIGTERM', () => process.exit(130)).once('SIGINT', () => process.exit(130));
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
+  });
+}

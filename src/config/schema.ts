@@ -1,0 +1,159 @@
+// The whole configuration as one schema. Descriptions here are the documentation: they generate
+// config/config.schema.json, the commented sample (`config generate`) and the README reference.
+import { z } from 'zod';
+
+/**
+ * A secret may be given inline (`name`) or read from a file (`name_file`), never both.
+ * The pair is declared with `secretPair` and checked by `exactlyOneOf` on the parent object.
+ */
+function secretPair<N extends string>(name: N, noun: string, note = '') {
+  const capitalized = noun.charAt(0).toUpperCase() + noun.slice(1);
+  return {
+    [name]: z.string().min(1).optional().describe(`${capitalized}${note}. Give this or \`${name}_file\`, not both.`),
+    [`${name}_file`]: z.string().min(1).optional().describe(`Path to a file holding ${noun} (surrounding whitespace is trimmed).`),
+  } as { [K in N | `${N}_file`]: z.ZodOptional<z.ZodString> };
+}
+
+function exactlyOneOf(name: string, required: boolean) {
+  return (value: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    const inline = value[name] !== undefined;
+    const file = value[`${name}_file`] !== undefined;
+    if (inline && file) {
+      ctx.addIssue({ code: 'custom', path: [name], message: `give either ${name} or ${name}_file, not both` });
+    } else if (required && !inline && !file) {
+      ctx.addIssue({ code: 'custom', path: [name], message: `required: give ${name} or ${name}_file` });
+    }
+  };
+}
+
+const url = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
+const port = z.number().int().min(0).max(65535);
+const duration = (what: string, def: number) =>
+  z.number().int().positive().default(def).describe(`${what}, in seconds.`);
+
+const http = z
+  .strictObject({
+    host: z.string().default('127.0.0.1').describe('Address to listen on. Put a TLS-terminating reverse proxy in front in production.'),
+    port: port.default(8080).describe('TCP port to listen on (0 picks a free one).'),
+    public_url: url
+      .default('http://127.0.0.1:8080')
+      .describe('The URL at which relying parties and browsers reach this service; it is the OpenID Connect issuer. Must be https in production (Matrix Authentication Service refuses http issuers).'),
+    trust_proxy: z.boolean().default(false).describe('Trust X-Forwarded-* headers from a reverse proxy (needed for secure cookies behind TLS termination).'),
+    shutdown_grace: duration('How long a graceful shutdown waits for in-flight requests', 10),
+  })
+  .describe('The HTTP listener.');
+
+const database = z
+  .strictObject({
+    ...secretPair('url', 'the PostgreSQL connection URL', ', e.g. postgres://user:pass@host/db. Without it (and without DATABASE_URL) the embedded PGlite database is used'),
+    data_dir: z.string().default('./data/pglite').describe('Directory of the embedded PGlite database, used when no PostgreSQL URL is given. Only one process may open it.'),
+    pool_max: z.number().int().min(2).default(10).describe('Maximum PostgreSQL connections per process.'),
+    connect_timeout: duration('How long to wait for a PostgreSQL connection', 5),
+  })
+  .superRefine(exactlyOneOf('url', false))
+  .describe('Storage: PostgreSQL when a URL is given, embedded PGlite otherwise.');
+
+const client = z
+  .strictObject({
+    client_id: z.string().min(1).describe('The client id the relying party presents.'),
+    client_name: z.string().min(1).optional().describe('Name shown to people on the sign-in and consent pages.'),
+    ...secretPair('client_secret', 'the client secret', ' (compared in constant time); omit for a public client'),
+    token_endpoint_auth_method: z
+      .enum(['client_secret_basic', 'client_secret_post', 'none'])
+      .default('client_secret_basic')
+      .describe('How the client authenticates at the token endpoint. `none` makes it a public client, which must use PKCE.'),
+    redirect_uris: z.array(url).min(1).describe('Exact redirect URIs (no prefix or wildcard matching).'),
+    post_logout_redirect_uris: z.array(url).default([]).describe('Exact URIs the client may return to after logout.'),
+    backchannel_logout_uri: url.optional().describe('Where logout tokens are sent when a session ends (Synapse: <server>/_synapse/client/oidc/backchannel_logout).'),
+    skip_consent: z.boolean().default(false).describe('First-party homeservers skip the consent page; third-party tools should show it.'),
+    scopes: z.array(z.string().min(1)).default(['openid', 'profile']).describe('Scopes this client may request.'),
+  })
+  .superRefine((value, ctx) => {
+    const hasSecret = value.client_secret !== undefined || value.client_secret_file !== undefined;
+    exactlyOneOf('client_secret', value.token_endpoint_auth_method !== 'none')(value, ctx);
+    if (value.token_endpoint_auth_method === 'none' && hasSecret) {
+      ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'a public client (token_endpoint_auth_method: none) has no secret' });
+    }
+  });
+
+const oidc = z
+  .strictObject({
+    cookie_keys: z
+      .array(z.string().min(32, 'cookie keys need at least 32 characters'))
+      .min(1)
+      .optional()
+      .describe('Keys that sign cookies, newest first; keep an old key listed for a while after rotating. Give this or `cookie_keys_file`, not both.'),
+    cookie_keys_file: z.string().min(1).optional().describe('Path to a file with one cookie key per line, newest first.'),
+    ...secretPair('key_encryption_secret', 'the secret from which the key encrypting stored signing keys is derived'),
+    clients: z.array(client).default([]).describe('The relying parties (homeservers, tools) allowed to use this provider.'),
+  })
+  .superRefine(exactlyOneOf('cookie_keys', true))
+  .superRefine(exactlyOneOf('key_encryption_secret', true))
+  .describe('The OpenID Connect provider.');
+
+const wiki = z
+  .strictObject({
+    name: z.string().min(1).default('Wikimedia').describe('Name of the wiki or wiki family, shown on pages ("Continue with …").'),
+    base_url: url
+      .default('https://meta.wikimedia.org/w')
+      .describe('Script path of the wiki serving OAuth and the Action API (the directory holding rest.php and api.php).'),
+    contact: z
+      .string()
+      .default('')
+      .describe('Contact (email or wiki user page) put in the User-Agent, as the Wikimedia User-Agent policy requires.'),
+    ...secretPair('client_secret', 'the OAuth 2 consumer secret'),
+    client_id: z.string().min(1).optional().describe('The OAuth 2 consumer key from Special:OAuthConsumerRegistration.'),
+    scopes: z
+      .array(z.enum(['mwoauth-authonly', 'mwoauth-authonlyprivate']))
+      .default(['mwoauth-authonly'])
+      .describe('OAuth scopes to request: `mwoauth-authonly` (identity) or `mwoauth-authonlyprivate` (identity + email).'),
+    timeout: duration('Timeout for each request to the wiki', 10),
+  })
+  .superRefine(exactlyOneOf('client_secret', false))
+  .describe('The MediaWiki that accounts come from.');
+
+const matrix = z
+  .strictObject({
+    homeserver_url: url.optional().describe('Client-server API base URL of the homeserver.'),
+    server_name: z.string().min(1).optional().describe('The homeserver\'s server name (the part after ":" in Matrix IDs).'),
+    ...secretPair('access_token', 'the access token of the service\'s bot account'),
+  })
+  .superRefine(exactlyOneOf('access_token', false))
+  .describe('The Matrix homeserver whose users this service identifies and moderates.');
+
+const sync = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Run moderation mirroring in the worker.'),
+    dry_run: z.boolean().default(true).describe('Plan and record actions without changing anything in Matrix.'),
+    full_pass_interval: duration('Interval between full reconciliation passes', 3600),
+  })
+  .describe('Moderation mirroring.');
+
+const admin = z
+  .strictObject({
+    ...secretPair('token', 'the bearer token for the admin API'),
+  })
+  .superRefine(exactlyOneOf('token', false))
+  .describe('Admin pages and API.');
+
+const logging = z
+  .strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Minimum level logged.'),
+  })
+  .describe('Structured JSON logs on stdout.');
+
+export const configSchema = z
+  .strictObject({
+    http: http.default(() => http.parse({})),
+    database: database.default(() => database.parse({})),
+    oidc,
+    wiki: wiki.default(() => wiki.parse({})),
+    matrix: matrix.default(() => matrix.parse({})),
+    sync: sync.default(() => sync.parse({})),
+    admin: admin.default(() => admin.parse({})),
+    logging: logging.default(() => logging.parse({})),
+  })
+  .describe('wiki-matrix-sso configuration');
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;

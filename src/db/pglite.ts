@@ -1,0 +1,106 @@
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { DatabaseError, type Database, type LeaderLock, type Queryable, type Row } from './index.ts';
+
+function wrap(db: Pick<PGlite, 'query' | 'exec'>): Queryable {
+  return {
+    async query<R extends Row>(sql: string, params?: readonly unknown[]) {
+      const result = await db.query<R>(sql, params as unknown[] | undefined);
+      return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+    },
+    async exec(sql: string) {
+      await db.exec(sql);
+    },
+  };
+}
+
+/**
+ * PGlite is a single-connection, single-process database: two processes opening the same
+ * directory would corrupt it, so the directory is claimed with a lock file naming the owner's pid.
+ */
+function claimDirectory(dir: string): () => void {
+  const lockPath = join(dir, 'wiki-matrix-sso.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockPath, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(lockPath, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(readFileSync(lockPath, 'utf8'));
+      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
+        throw new DatabaseError(
+          `the embedded database in ${dir} is in use by process ${owner}; PGlite allows one process — stop it, or configure database.url for PostgreSQL`,
+        );
+      }
+      rmSync(lockPath, { force: true });
+    }
+  }
+  throw new DatabaseError(`cannot claim the embedded database directory ${dir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Opens PGlite on disk, or in memory when dataDir is `memory://`. */
+export async function openPglite(dataDir: string): Promise<Database> {
+  const inMemory = dataDir.startsWith('memory://');
+  const dir = inMemory ? dataDir : resolve(dataDir);
+  let unclaim = () => {};
+  if (!inMemory) {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (error) {
+      throw new DatabaseError(`cannot create the embedded database directory ${dir}: ${(error as Error).message}`);
+    }
+    unclaim = claimDirectory(dir);
+  }
+  let db: PGlite;
+  try {
+    db = await PGlite.create(inMemory ? undefined : dir);
+  } catch (error) {
+    unclaim();
+    throw new DatabaseError(`cannot open the embedded database in ${dir}: ${(error as Error).message}`, { cause: error });
+  }
+
+  const base = wrap(db);
+  // Within one process there is one connection, so leadership is decided in memory.
+  const leaders = new Map<string, symbol>();
+  return {
+    kind: 'pglite',
+    description: inMemory ? 'PGlite in memory' : `PGlite in ${dir}`,
+    query: base.query,
+    exec: base.exec,
+    transaction(fn) {
+      return db.transaction((tx) => fn(wrap(tx)));
+    },
+    leaderLock(name): LeaderLock {
+      const me = Symbol(name);
+      return {
+        lost: new Promise<Error>(() => {}),
+        async tryAcquire() {
+          if (!leaders.has(name)) leaders.set(name, me);
+          return leaders.get(name) === me;
+        },
+        async release() {
+          if (leaders.get(name) === me) leaders.delete(name);
+        },
+      };
+    },
+    async close() {
+      try {
+        if (!db.closed) await db.close();
+      } finally {
+        unclaim();
+      }
+    },
+  };
+}

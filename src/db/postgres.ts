@@ -1,0 +1,113 @@
+import pg from 'pg';
+import { ADVISORY_KEY_SQL, DatabaseError, type Database, type DatabaseOptions, type LeaderLock, type Queryable, type Row } from './index.ts';
+
+const INT8 = 20;
+// Ids and counters fit in a double; returning numbers keeps both backends alike (PGlite does the same).
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `PostgreSQL at ${u.hostname || 'local socket'}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  } catch {
+    return 'PostgreSQL (unparseable URL)';
+  }
+}
+
+function wrap(client: pg.Pool | pg.PoolClient): Queryable {
+  return {
+    async query<R extends Row>(sql: string, params?: readonly unknown[]) {
+      const result = await client.query<R>(sql, params as unknown[] | undefined);
+      return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+    },
+    async exec(sql: string) {
+      await client.query(sql);
+    },
+  };
+}
+
+export async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
+  const description = describeUrl(url);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolMax,
+    connectionTimeoutMillis: options.connectTimeoutSeconds * 1000,
+    types,
+  });
+  // An idle client's error (e.g. the server restarted) must not crash the process; the pool drops it.
+  pool.on('error', () => {});
+  try {
+    await pool.query('SELECT 1');
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw new DatabaseError(`cannot connect to ${description}: ${(error as Error).message || (error as NodeJS.ErrnoException).code}`, { cause: error });
+  }
+
+  const base = wrap(pool);
+  return {
+    kind: 'postgres',
+    description,
+    query: base.query,
+    exec: base.exec,
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(wrap(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    leaderLock(name) {
+      return postgresLeaderLock(pool, name);
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+/** A session-level advisory lock held on a dedicated connection: it ends when the connection does. */
+function postgresLeaderLock(pool: pg.Pool, name: string): LeaderLock {
+  let client: pg.PoolClient | undefined;
+  let held = false;
+  let signalLost: (error: Error) => void = () => {};
+  const lost = new Promise<Error>((resolve) => (signalLost = resolve));
+  return {
+    lost,
+    async tryAcquire() {
+      if (held) return true;
+      client ??= await pool.connect();
+      const c = client;
+      const { rows } = await c.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${ADVISORY_KEY_SQL}) AS locked`, [name]);
+      held = rows[0]?.locked === true;
+      if (held) {
+        c.on('error', (error) => {
+          held = false;
+          signalLost(error);
+        });
+      }
+      return held;
+    },
+    async release() {
+      const c = client;
+      client = undefined;
+      if (!c) return;
+      try {
+        if (held) await c.query(`SELECT pg_advisory_unlock(${ADVISORY_KEY_SQL})`, [name]);
+        c.release();
+      } catch (error) {
+        c.release(error as Error);
+      }
+      held = false;
+    },
+  };
+}

@@ -1,0 +1,63 @@
+// The storage backends every storage test runs against: embedded PGlite always, and a real
+// PostgreSQL server when TEST_DATABASE_URL names one (CI always does). Each opened database is
+// fresh (its own PostgreSQL database, or its own in-memory PGlite) and migrated.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openDatabase, type Database } from '../../src/db/index.ts';
+import { migrate } from '../../src/db/migrate.ts';
+
+export interface TestDatabase extends Database {
+  /** A connection URL for this database (PostgreSQL only), e.g. for a child process. */
+  readonly url: string | undefined;
+  /** Closes and deletes the database. */
+  dispose(): Promise<void>;
+}
+
+export interface Backend {
+  name: 'pglite' | 'postgres';
+  /** A fresh database; migrated unless `{ migrated: false }`. */
+  open(options?: { migrated?: boolean }): Promise<TestDatabase>;
+}
+
+export const serverUrl = process.env.TEST_DATABASE_URL || undefined;
+
+const pgliteBackend: Backend = {
+  name: 'pglite',
+  async open(options = {}) {
+    const db = await openDatabase({ dataDir: 'memory://', poolMax: 1, connectTimeoutSeconds: 5 });
+    if (options.migrated !== false) await migrate(db);
+    return Object.assign(db, { url: undefined, dispose: () => db.close() });
+  },
+};
+
+function postgresBackend(adminUrl: string): Backend {
+  return {
+    name: 'postgres',
+    async open(options = {}) {
+      const name = `wms_test_${randomBytes(6).toString('hex')}`;
+      const admin = new pg.Client({ connectionString: adminUrl });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${name}`);
+      await admin.end();
+      const url = new URL(adminUrl);
+      url.pathname = `/${name}`;
+      const db = await openDatabase({ url: url.toString(), dataDir: '', poolMax: 10, connectTimeoutSeconds: 5 });
+      if (options.migrated !== false) await migrate(db);
+      const close = db.close.bind(db);
+      return Object.assign(db, {
+        url: url.toString(),
+        async dispose() {
+          await close().catch(() => {});
+          const c = new pg.Client({ connectionString: adminUrl });
+          await c.connect();
+          await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+          await c.end();
+        },
+      });
+    },
+  };
+}
+
+export function backends(): Backend[] {
+  return serverUrl ? [pgliteBackend, postgresBackend(serverUrl)] : [pgliteBackend];
+}
