@@ -1,0 +1,264 @@
+// Accounts: a wiki account (keyed by its central user id, which survives renames) and the Matrix
+// localpart it was given at first login. The localpart never follows a rename: the homeserver
+// already knows the user by it, so only an admin override changes it.
+import type { Queryable } from '../db/index.ts';
+import { AppError } from '../http/errors.ts';
+import { normalizeUsername, type LocalpartPolicy } from './localpart.ts';
+
+export interface Account {
+  /** Which wiki (family) the central id belongs to, e.g. the OAuth wiki's host name. */
+  wiki: string;
+  centralId: string;
+  username: string;
+  displayName: string;
+  localpart: string;
+  /** Set when an admin chose the localpart instead of the mapping. */
+  localpartOverride: { actor: string; at: Date } | undefined;
+  createdAt: Date;
+  /** When the username, display name or localpart last changed. */
+  updatedAt: Date;
+  lastLoginAt: Date | undefined;
+}
+
+/** Who just logged in, as the wiki's OAuth profile says. */
+export interface LoginIdentity {
+  wiki: string;
+  /** The profile's `sub`: the central user id, a positive integer as a string. */
+  centralId: string;
+  username: string;
+  /** Defaults to the username. */
+  displayName?: string | undefined;
+}
+
+export interface AccountPage {
+  accounts: Account[];
+  /** Pass as `after` for the next page; undefined on the last one. */
+  next: string | undefined;
+}
+
+export interface AccountRepository {
+  /**
+   * Records a login: the first one creates the account and assigns its localpart; later ones
+   * follow a rename (username, display name) and never change the localpart.
+   */
+  upsertOnLogin(identity: LoginIdentity): Promise<Account>;
+  findByCentralId(wiki: string, centralId: string): Promise<Account | undefined>;
+  findByLocalpart(localpart: string): Promise<Account | undefined>;
+  /** Accepts any spelling MediaWiki accepts (`jimbo_Wales`); the account most recently logged in wins. */
+  findByUsername(wiki: string, username: string): Promise<Account | undefined>;
+  /** An admin override. Only takes effect in Matrix before the user's first Matrix login. */
+  setLocalpart(wiki: string, centralId: string, localpart: string, actor: string): Promise<Account>;
+  /** Accounts in localpart order. */
+  list(options?: { limit?: number; after?: string }): Promise<AccountPage>;
+}
+
+export class InvalidIdentityError extends AppError {
+  constructor(message: string) {
+    super(400, 'invalid_identity', message);
+  }
+}
+
+export class InvalidLocalpartError extends AppError {
+  constructor(message: string) {
+    super(400, 'invalid_localpart', message);
+  }
+}
+
+export class LocalpartTakenError extends AppError {
+  constructor(message: string) {
+    super(409, 'localpart_taken', message);
+  }
+}
+
+export class AccountNotFoundError extends AppError {
+  constructor(wiki: string, centralId: string) {
+    super(404, 'account_not_found', `no account with central user id ${centralId} on ${wiki} has logged in yet`);
+  }
+}
+
+export interface AccountRepositoryOptions {
+  clock: () => Date;
+  localparts: LocalpartPolicy;
+}
+
+interface AccountRow {
+  [column: string]: unknown;
+  wiki: string;
+  central_id: string;
+  username: string;
+  display_name: string;
+  localpart: string;
+  localpart_set_by: string | null;
+  localpart_set_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  last_login_at: Date | null;
+}
+
+const CENTRAL_ID = /^[1-9][0-9]{0,19}$/;
+/** Candidates looked up per round trip while looking for a free localpart. */
+const CANDIDATE_BATCH = 10;
+/** `name_2` … `name_1000`: past that, something is wrong and a person should look. */
+const MAX_SUFFIX = 1000;
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 1000;
+const UNIQUE_VIOLATION = '23505';
+
+function toAccount(row: AccountRow): Account {
+  return {
+    wiki: row.wiki,
+    centralId: row.central_id,
+    username: row.username,
+    displayName: row.display_name,
+    localpart: row.localpart,
+    localpartOverride: row.localpart_set_by !== null && row.localpart_set_at !== null ? { actor: row.localpart_set_by, at: row.localpart_set_at } : undefined,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    lastLoginAt: row.last_login_at ?? undefined,
+  };
+}
+
+/** The stored spelling: MediaWiki's spaces, and the first letter uppercase as MediaWiki shows it. */
+function canonicalUsername(username: string): string {
+  const name = normalizeUsername(username);
+  return /^[a-z]/.test(name) ? name[0]!.toUpperCase() + name.slice(1) : name;
+}
+
+function checkIdentity(identity: LoginIdentity): { wiki: string; centralId: string; username: string; displayName: string } {
+  if (!identity.wiki) throw new InvalidIdentityError('the wiki of an account cannot be empty');
+  if (!CENTRAL_ID.test(identity.centralId)) {
+    throw new InvalidIdentityError(
+      identity.centralId === '0'
+        ? `the account "${identity.username}" is not attached to a global (central) account on ${identity.wiki}, so it cannot be used to sign in`
+        : `"${identity.centralId}" is not a central user id (a positive integer)`,
+    );
+  }
+  const username = canonicalUsername(identity.username);
+  if (!username) throw new InvalidIdentityError(`the wiki returned no username for central user id ${identity.centralId}`);
+  return { wiki: identity.wiki, centralId: identity.centralId, username, displayName: identity.displayName?.trim() || username };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === UNIQUE_VIOLATION;
+}
+
+/** The localparts to try, in order: the derived one, then `_2`, `_3`, … in batches. */
+function* candidateBatches(policy: LocalpartPolicy, base: string): Generator<string[]> {
+  let batch = [base];
+  for (let n = 2; n <= MAX_SUFFIX; n++) {
+    if (batch.length === CANDIDATE_BATCH) {
+      yield batch;
+      batch = [];
+    }
+    const candidate = policy.withSuffix(base, n);
+    if (policy.problem(candidate) === undefined) batch.push(candidate);
+  }
+  yield batch;
+}
+
+export class PostgresAccountRepository implements AccountRepository {
+  readonly #db: Queryable;
+  readonly #clock: () => Date;
+  readonly #policy: LocalpartPolicy;
+
+  constructor(db: Queryable, options: AccountRepositoryOptions) {
+    this.#db = db;
+    this.#clock = options.clock;
+    this.#policy = options.localparts;
+  }
+
+  async upsertOnLogin(input: LoginIdentity): Promise<Account> {
+    const identity = checkIdentity(input);
+    const now = this.#clock();
+    return (await this.#recordLogin(identity, now)) ?? this.#create(identity, now);
+  }
+
+  async findByCentralId(wiki: string, centralId: string): Promise<Account | undefined> {
+    return this.#one('SELECT * FROM accounts WHERE wiki = $1 AND central_id = $2', [wiki, centralId]);
+  }
+
+  async findByLocalpart(localpart: string): Promise<Account | undefined> {
+    return this.#one('SELECT * FROM accounts WHERE localpart = $1', [localpart]);
+  }
+
+  async findByUsername(wiki: string, username: string): Promise<Account | undefined> {
+    return this.#one(
+      `SELECT * FROM accounts WHERE wiki = $1 AND username = $2
+       ORDER BY last_login_at DESC NULLS LAST, updated_at DESC LIMIT 1`,
+      [wiki, canonicalUsername(username)],
+    );
+  }
+
+  async setLocalpart(wiki: string, centralId: string, localpart: string, actor: string): Promise<Account> {
+    if (!actor.trim()) throw new InvalidIdentityError('say who is overriding the localpart: the actor cannot be empty');
+    const problem = this.#policy.problem(localpart);
+    if (problem) throw new InvalidLocalpartError(`cannot use "${localpart}" as a localpart: ${problem}`);
+    let updated: Account | undefined;
+    try {
+      updated = await this.#one(
+        `UPDATE accounts SET localpart = $3, localpart_set_by = $4, localpart_set_at = $5, updated_at = $5
+         WHERE wiki = $1 AND central_id = $2 RETURNING *`,
+        [wiki, centralId, localpart, actor, this.#clock()],
+      );
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      const holder = await this.findByLocalpart(localpart);
+      const whose = holder ? ` the account of ${holder.username} (central user id ${holder.centralId} on ${holder.wiki})` : ' another account';
+      throw new LocalpartTakenError(`${this.#policy.mxid(localpart)} is already taken by${whose}; choose another localpart`);
+    }
+    if (!updated) throw new AccountNotFoundError(wiki, centralId);
+    return updated;
+  }
+
+  async list(options: { limit?: number; after?: string } = {}): Promise<AccountPage> {
+    const limit = options.limit ?? DEFAULT_PAGE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new RangeError(`a page holds 1 to ${MAX_PAGE} accounts, not ${limit}`);
+    const { rows } = await this.#db.query<AccountRow>(
+      'SELECT * FROM accounts WHERE $1::text IS NULL OR localpart > $1 ORDER BY localpart LIMIT $2',
+      [options.after ?? null, limit + 1],
+    );
+    const accounts = rows.slice(0, limit).map(toAccount);
+    return { accounts, next: rows.length > limit ? accounts.at(-1)!.localpart : undefined };
+  }
+
+  /** A later login: follows a rename, never touches the localpart. Undefined when the account is new. */
+  #recordLogin(identity: ReturnType<typeof checkIdentity>, now: Date): Promise<Account | undefined> {
+    return this.#one(
+      `UPDATE accounts SET
+         updated_at = CASE WHEN username = $3 AND display_name = $4 THEN updated_at ELSE $5 END,
+         username = $3, display_name = $4, last_login_at = $5
+       WHERE wiki = $1 AND central_id = $2 RETURNING *`,
+      [identity.wiki, identity.centralId, identity.username, identity.displayName, now],
+    );
+  }
+
+  /**
+   * A first login. Candidates are inserted with ON CONFLICT DO NOTHING, so the unique constraint
+   * settles races without aborting anything: when a concurrent first login of another user wins
+   * a candidate the insert returns nothing and the next candidate is tried; when a concurrent
+   * login of the same user wins, the insert returns nothing and that account is used.
+   */
+  async #create(identity: ReturnType<typeof checkIdentity>, now: Date): Promise<Account> {
+    const base = this.#policy.derive(identity.username);
+    for (const batch of candidateBatches(this.#policy, base)) {
+      const { rows } = await this.#db.query<{ localpart: string }>('SELECT localpart FROM accounts WHERE localpart = ANY($1)', [batch]);
+      const taken = new Set(rows.map((row) => row.localpart));
+      for (const candidate of batch.filter((c) => !taken.has(c))) {
+        const created = await this.#one(
+          `INSERT INTO accounts (wiki, central_id, username, display_name, localpart, created_at, updated_at, last_login_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT DO NOTHING RETURNING *`,
+          [identity.wiki, identity.centralId, identity.username, identity.displayName, candidate, now],
+        );
+        if (created) return created;
+        const existing = await this.#recordLogin(identity, now);
+        if (existing) return existing;
+      }
+    }
+    throw new AppError(500, 'localpart_exhausted', `no free localpart left for "${identity.username}": "${base}" and its suffixes up to _${MAX_SUFFIX} are all taken, which suggests accounts are being created in bulk`);
+  }
+
+  async #one(sql: string, params: readonly unknown[]): Promise<Account | undefined> {
+    const { rows } = await this.#db.query<AccountRow>(sql, params);
+    return rows[0] ? toAccount(rows[0]) : undefined;
+  }
+}
