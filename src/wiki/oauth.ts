@@ -143,7 +143,12 @@ export class WikiOAuthClient {
     const auth = options.clientSecret ? oidc.ClientSecretPost(options.clientSecret) : oidc.None();
     this.#config = new oidc.Configuration(server, options.clientId, undefined, auth);
     this.#config[oidc.customFetch] = wikiFetch(options.fetch ?? globalThis.fetch, options.userAgent, options.timeoutMs);
-    if (options.allowInsecureHttp ?? isLoopback(new URL(base))) oidc.allowInsecureRequests(this.#config);
+    const baseUrl = new URL(base);
+    if (baseUrl.protocol !== 'https:') {
+      // Refused here rather than at the first sign-in, where it would look like a wiki failure.
+      if (!(options.allowInsecureHttp ?? isLoopback(baseUrl))) throw new TypeError(`The wiki URL ${base} must use https.`);
+      oidc.allowInsecureRequests(this.#config);
+    }
   }
 
   /** Builds the authorization URL. PKCE S256 always; `state` comes from the caller (the interaction). */
