@@ -46,7 +46,13 @@ export interface AccountRepository {
   findByLocalpart(localpart: string): Promise<Account | undefined>;
   /** Accepts any spelling MediaWiki accepts (`jimbo_Wales`); the account most recently logged in wins. */
   findByUsername(wiki: string, username: string): Promise<Account | undefined>;
-  /** An admin override. Only takes effect in Matrix before the user's first Matrix login. */
+  /**
+   * An admin override of the stored localpart. It changes this record, not Matrix: the homeserver
+   * matches returning users by `sub` and uses the localpart only when it creates the Matrix user.
+   * So use it before that, or to record what the homeserver really assigned (Synapse adds its own
+   * suffix when a localpart is taken by a user this service does not know). The old localpart
+   * becomes free for the next first login.
+   */
   setLocalpart(wiki: string, centralId: string, localpart: string, actor: string): Promise<Account>;
   /** Accounts in localpart order. */
   list(options?: { limit?: number; after?: string }): Promise<AccountPage>;
