@@ -228,7 +228,7 @@ async function waitForApi(apiUrl: string, server: ChildProcess): Promise<void> {
       const res = await fetch(`${apiUrl}?action=query&meta=siteinfo&format=json&formatversion=2`, {
         signal: AbortSignal.timeout(2_000),
       });
-      if (res.ok && (await res.json()).query?.general) return;
+      if (res.ok && ((await res.json()) as any).query?.general) return;
       last = `HTTP ${res.status}`;
     } catch (err) {
       last = err;
