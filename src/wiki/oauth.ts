@@ -200,11 +200,11 @@ export class WikiOAuthClient {
     } catch (error) {
       throw translate(error);
     }
-    if (response.status >= 500) throw new WikiOAuthError('upstream_unavailable', { upstreamDescription: `profile: HTTP ${response.status}` });
-    if (response.status !== 200) throw new WikiOAuthError('upstream_error', await describeErrorBody(response, 'profile'));
+    if (response.status !== 200) throw byStatus(response.status, await describeErrorBody(response, 'profile'));
+    const text = await readBody(response);
     let json: unknown;
     try {
-      json = JSON.parse(await response.text());
+      json = JSON.parse(text);
     } catch (cause) {
       throw new WikiOAuthError('invalid_profile', { field: '(body)', cause });
     }
@@ -228,19 +228,16 @@ function throwIfErrorAnswer(query: URLSearchParams): void {
 
 /** Maps whatever openid-client threw into one of our errors. */
 function translate(error: unknown): WikiOAuthError {
-  const own = findCause(error, (e): e is WikiOAuthError => e instanceof WikiOAuthError);
+  const own = ownError(error);
   if (own) return own;
   if (error instanceof oidc.ResponseBodyError) {
-    const details = { upstreamError: error.error, upstreamDescription: error.error_description, cause: error };
-    return new WikiOAuthError(error.status >= 500 ? 'upstream_unavailable' : 'upstream_error', details);
+    return byStatus(error.status, { upstreamError: error.error, upstreamDescription: error.error_description, cause: error });
   }
   if (error instanceof oidc.WWWAuthenticateChallengeError) {
-    const status = error.status;
-    return new WikiOAuthError(status >= 500 ? 'upstream_unavailable' : 'upstream_error', { upstreamDescription: `HTTP ${status} challenge`, cause: error });
+    return byStatus(error.status, { upstreamDescription: `HTTP ${error.status} with an authentication challenge`, cause: error });
   }
-  if (error instanceof oidc.ClientError && error.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && error.cause instanceof Response) {
-    const status = error.cause.status;
-    return new WikiOAuthError(status >= 500 ? 'upstream_unavailable' : 'upstream_error', { upstreamDescription: `HTTP ${status}`, cause: error });
+  if (error instanceof oidc.ClientError && error.cause instanceof Response) {
+    return byStatus(error.cause.status, { upstreamDescription: `HTTP ${error.cause.status}`, cause: error });
   }
   if (error instanceof oidc.ClientError) {
     // Unparseable JSON, wrong content type, unsupported token_type, missing access_token…
@@ -249,16 +246,29 @@ function translate(error: unknown): WikiOAuthError {
   throw error;
 }
 
-function findCause<T>(error: unknown, match: (e: unknown) => e is T): T | undefined {
-  for (let e = error, depth = 0; e !== undefined && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (match(e)) return e;
-    if (typeof e !== 'object' || e === null) return undefined;
+function byStatus(status: number, details: WikiOAuthErrorDetails): WikiOAuthError {
+  return new WikiOAuthError(status >= 500 ? 'upstream_unavailable' : 'upstream_error', details);
+}
+
+/** openid-client wraps what our fetch threw; dig it out. */
+function ownError(error: unknown): WikiOAuthError | undefined {
+  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as Error).cause, depth++) {
+    if (e instanceof WikiOAuthError) return e;
   }
   return undefined;
 }
 
+/** The body, read under the same timeout as the request: a wiki that stalls mid-answer is unavailable. */
+async function readBody(response: Response): Promise<string> {
+  try {
+    return await response.text();
+  } catch (cause) {
+    throw new WikiOAuthError('upstream_unavailable', { upstreamDescription: 'the answer stopped midway', cause });
+  }
+}
+
 async function describeErrorBody(response: Response, endpoint: string): Promise<WikiOAuthErrorDetails> {
-  const text = await response.text().catch(() => '');
+  const text = await readBody(response).catch(() => '');
   try {
     const body = JSON.parse(text) as { error?: unknown; error_description?: unknown; hint?: unknown; message?: unknown };
     const description = [body.error_description ?? body.message, body.hint].filter((x) => typeof x === 'string').join(' ');

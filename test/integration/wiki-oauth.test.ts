@@ -221,6 +221,11 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
     await rejectsWith(signIn(), 'upstream_unavailable');
   });
 
+  it('times out on a profile answer that stops midway', async () => {
+    wiki.fault('profile', { kind: 'stall' });
+    await rejectsWith(signIn(client({ timeoutMs: 200 })), 'upstream_unavailable');
+  });
+
   it('reports a 503 from the profile endpoint as unavailable', async () => {
     wiki.fault('profile', { kind: 'status', status: 503 });
     await rejectsWith(signIn(), 'upstream_unavailable');

@@ -70,7 +70,9 @@ export type Fault =
   /** Token endpoint only: a successful answer with this `token_type`. */
   | { kind: 'token_type'; tokenType: string }
   /** Drop the connection without answering. */
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** Send 200 headers and the start of a body, then nothing more. */
+  | { kind: 'stall'; partial?: string };
 
 export interface RecordedRequest {
   method: string;
@@ -269,6 +271,11 @@ export class WikiOAuthDouble {
     if (fault?.kind === 'reset') return void req.socket.destroy();
     if (fault?.kind === 'status') return send(res, fault.status, fault.contentType ?? 'text/html', fault.body ?? '<!DOCTYPE html><title>Error</title>');
     if (fault?.kind === 'body') return send(res, 200, fault.contentType ?? 'application/json', fault.body);
+    if (fault?.kind === 'stall') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(fault.partial ?? '{"sub": ');
+      return;
+    }
     if (fault?.kind === 'delay') await this.#sleep(fault.ms);
     if (res.destroyed) return;
 
