@@ -326,7 +326,7 @@ export class ActionApiClient {
   }
 
   async #attempt(module: string, params: ApiParams, attempt: number): Promise<Attempt> {
-    const backoff = Math.min(1000 * 2 ** attempt, this.#maxBackoffMs);
+    const backoff = this.#backoff(1_000, attempt);
     let response: Response;
     try {
       response = await this.#send(params);
@@ -356,10 +356,15 @@ export class ActionApiClient {
     const answer = body as Record<string, unknown>;
     this.#noteWarnings(module, answer.warnings);
     if (answer.error === undefined) return { answer };
-    return this.#apiError(module, answer.error, retryAfter, backoff);
+    return this.#apiError(module, answer.error, retryAfter, attempt);
   }
 
-  #apiError(module: string, raw: unknown, retryAfter: number | undefined, backoff: number): Attempt {
+  /** Exponential: base, 2×base, 4×base… capped. */
+  #backoff(baseMs: number, attempt: number): number {
+    return Math.min(baseMs * 2 ** attempt, this.#maxBackoffMs);
+  }
+
+  #apiError(module: string, raw: unknown, retryAfter: number | undefined, attempt: number): Attempt {
     const parsed = z.object({ code: z.string(), info: z.string().default('') }).safeParse(raw);
     if (!parsed.success) return { error: malformed(module, parsed.error, ['error']) };
     const { code, info } = parsed.data;
@@ -369,7 +374,8 @@ export class ActionApiClient {
         // The wiki sends Retry-After with its lag answer; 5 s is its usual value.
         return { error, retryAfterMs: retryAfter ?? 5_000 };
       case 'ratelimited':
-        return { error, retryAfterMs: retryAfter ?? Math.max(backoff, 5_000) };
+        // Rate limits are counted over minutes; short waits would only spend the next allowance.
+        return { error, retryAfterMs: retryAfter ?? this.#backoff(5_000, attempt) };
       default:
         return { error };
     }
