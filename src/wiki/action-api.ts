@@ -309,15 +309,13 @@ export class ActionApiClient {
       const result = await this.#attempt(module, params, attempt);
       if (result.answer) return result.answer;
       const error = result.error!;
-      if (result.retryAfterMs === undefined || attempt >= this.#maxRetries) {
-        if (result.retryAfterMs !== undefined) {
-          throw new WikiApiError(error.kind, module, `gave up after ${attempt + 1} attempts: ${error.detail}`, {
-            apiCode: error.apiCode,
-            httpStatus: error.httpStatus,
-            cause: error,
-          });
-        }
-        throw error;
+      if (result.retryAfterMs === undefined) throw error;
+      if (attempt >= this.#maxRetries) {
+        throw new WikiApiError(error.kind, module, `gave up after ${attempt + 1} attempts: ${error.detail}`, {
+          apiCode: error.apiCode,
+          httpStatus: error.httpStatus,
+          cause: error,
+        });
       }
       const wait = Math.min(result.retryAfterMs, this.#maxBackoffMs);
       this.#log.warn({ module, code: error.apiCode ?? error.kind, attempt: attempt + 1, waitMs: wait }, 'wiki asked us to back off; retrying');
