@@ -106,14 +106,18 @@ export interface Translator {
   t(key: string, ...params: MessageParam[]): SafeHtml;
   /** A message as plain text, for places that take no markup (`<title>`); parameters are isolated with FSI/PDI. */
   text(key: string, ...params: (string | number)[]): string;
-  /** A localised "a, b or c" list. */
-  list(items: readonly string[], type?: 'conjunction' | 'disjunction'): string;
+  /** A localised "a, b or c" list, each item escaped and isolated like a string parameter. */
+  list(items: readonly string[], type?: 'conjunction' | 'disjunction'): SafeHtml;
 }
 
 // Private-use characters: they survive banana's parser untouched and never occur in messages.
 const OPEN = '\uE000';
 const CLOSE = '\uE001';
 const PLACEHOLDER = new RegExp(`${OPEN}(\\d+)${CLOSE}`, 'g');
+
+function isolate(text: string): string {
+  return html`<bdi>${text}</bdi>`.html;
+}
 
 export function createTranslator(lang: string, messages: Catalog = catalog): Translator {
   const known = messages[lang] ? lang : DEFAULT_LANGUAGE;
@@ -132,9 +136,15 @@ export function createTranslator(lang: string, messages: Catalog = catalog): Tra
     lang: known,
     dir: directionOf(known),
     t: (key, ...params) =>
-      new SafeHtml(format(key, params, escapeHtml, (p) => (p instanceof SafeHtml ? p.html : html`<bdi>${p}</bdi>`.html))),
+      new SafeHtml(format(key, params, escapeHtml, (p) => (p instanceof SafeHtml ? p.html : isolate(p)))),
     // Plain text has no <bdi>: Unicode's first-strong isolate does the same job.
     text: (key, ...params) => format(key, params, (s) => s, (p) => `\u2068${String(p)}\u2069`),
-    list: (items, type = 'conjunction') => new Intl.ListFormat(known, { type }).format(items),
+    list: (items, type = 'conjunction') =>
+      new SafeHtml(
+        new Intl.ListFormat(known, { type })
+          .formatToParts(items)
+          .map((part) => (part.type === 'element' ? isolate(part.value) : escapeHtml(part.value)))
+          .join(''),
+      ),
   };
 }

@@ -54,7 +54,12 @@ export function formButton(target: FormTarget, label: SafeHtml, weight: ButtonWe
 
 export function button(label: SafeHtml, weight: ButtonWeight, extra?: { name: string; value: string }): SafeHtml {
   const classes = weight === 'primary' ? 'wms-button wms-button--primary' : 'wms-button';
-  return html`<button type="submit" class="${classes}"${extra ? html` name="${extra.name}" value="${extra.value}"` : ''}>${label}</button>`;
+  return html`<button type="submit" class="${classes}"${extra ? html` name="${extra.name}" value="${extra.value}"` : ''}>${buttonLabel(label)}</button>`;
+}
+
+/** The label in one box: as flex items, its text and <bdi> parts would lose the spaces between them. */
+export function buttonLabel(label: SafeHtml): SafeHtml {
+  return html`<span class="wms-button__label">${label}</span>`;
 }
 
 export function hiddenFields(fields: Readonly<Record<string, string>> = {}): SafeHtml[] {

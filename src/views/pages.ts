@@ -1,6 +1,6 @@
 import { type SafeHtml, checkedUrl, html, isSafeUrl } from './html.ts';
 import { type Direction, type MessageParam, type Translator, createTranslator, negotiateLanguage } from './i18n.ts';
-import { type FormTarget, type Site, type Title, formButton, button, hiddenFields, layout } from './layout.ts';
+import { type FormTarget, type Site, type Title, formButton, button, buttonLabel, hiddenFields, layout } from './layout.ts';
 import { type Problem, problemInfo } from './problems.ts';
 
 /** "Continue with <wiki>": the relying party asked for a sign-in and none is there yet. */
@@ -122,7 +122,7 @@ ${logoutForm(model, t)}`,
       body: html`<div class="wms-message wms-message--${info.severity}" role="${info.severity === 'error' ? 'alert' : 'status'}">
 <p class="wms-message__content">${t(message.key, site.wikiName, site.serviceName, ...message.params)}</p>
 </div>
-${retry ? html`<div class="wms-actions"><a class="wms-button wms-button--primary" href="${retry}">${t('wikimatrixsso-error-try-again')}</a></div>` : ''}
+${retry ? html`<div class="wms-actions"><a class="wms-button wms-button--primary" href="${retry}">${buttonLabel(t('wikimatrixsso-error-try-again'))}</a></div>` : ''}
 ${model.requestId ? html`<p class="wms-note">${t('wikimatrixsso-error-request-id', html`<code class="wms-code">${model.requestId}</code>`)}</p>` : ''}`,
     };
   },

@@ -108,7 +108,7 @@ describe('renderPage', () => {
     assert.match(tooNew(2, 'he'), /יומיים/);
     assert.match(tooNew(5, 'he'), /5 ימים/);
     const groups = renderPage('error', { problem: { kind: 'missing_group', groups: ['sysop', 'steward'] } }, { site, lang: 'en' }).html;
-    assert.match(groups, /these groups on <bdi>Wikimedia<\/bdi> can sign in to <bdi>Wikimedia Chat<\/bdi>: <bdi>sysop or steward<\/bdi>\./);
+    assert.match(groups, /these groups on <bdi>Wikimedia<\/bdi> can sign in to <bdi>Wikimedia Chat<\/bdi>: <bdi>sysop<\/bdi> or <bdi>steward<\/bdi>\./);
   });
 
   it('logout posts the xsrf secret, and "yes" is the only button that sends logout=yes', () => {
