@@ -86,6 +86,16 @@ const oidc = z
     cookie_keys_file: z.string().min(1).optional().describe('Path to a file with one cookie key per line, newest first.'),
     ...secretPair('key_encryption_secret', 'the secret from which the key encrypting stored signing keys is derived'),
     clients: z.array(client).default([]).describe('The relying parties (homeservers, tools) allowed to use this provider.'),
+    ttl: z
+      .strictObject({
+        access_token: duration('Lifetime of access tokens', 3600),
+        id_token: duration('Lifetime of ID tokens', 3600),
+        refresh_token: duration('Lifetime of refresh tokens (each use rotates it)', 14 * 86400),
+        session: duration('How long a sign-in at this service is remembered', 14 * 86400),
+        interaction: duration('How long a person has to finish signing in on the wiki', 600),
+      })
+      .default({ access_token: 3600, id_token: 3600, refresh_token: 14 * 86400, session: 14 * 86400, interaction: 600 })
+      .describe('Token and session lifetimes.'),
   })
   .superRefine(exactlyOneOf('cookie_keys', true))
   .superRefine(exactlyOneOf('key_encryption_secret', true))
@@ -108,9 +118,52 @@ const wiki = z
       .default(['mwoauth-authonly'])
       .describe('OAuth scopes to request: `mwoauth-authonly` (identity) or `mwoauth-authonlyprivate` (identity + email).'),
     timeout: duration('Timeout for each request to the wiki', 10),
+    api_url: url.optional().describe('The Action API endpoint; defaults to `<base_url>/api.php`.'),
+    maxlag: z.number().int().positive().default(5).describe('Seconds of replica lag above which the wiki should refuse our API requests (API:Etiquette); we wait and retry.'),
+    max_retries: z.number().int().min(0).default(5).describe('Retries after lag, rate limiting or a transient failure before a wiki request gives up.'),
+    central_auth: z
+      .boolean()
+      .default(true)
+      .describe('Whether the wiki has CentralAuth and GlobalBlocking (all Wikimedia wikis do): global locks and blocks are then read too.'),
   })
   .superRefine(exactlyOneOf('client_secret', false))
+  .superRefine((value, ctx) => {
+    if (value.client_id !== undefined && value.client_secret === undefined && value.client_secret_file === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'Extension:OAuth checks the consumer secret on every token request: give client_secret or client_secret_file' });
+    }
+  })
   .describe('The MediaWiki that accounts come from.');
+
+const login = z
+  .strictObject({
+    blocked: z
+      .enum(['any', 'sitewide', 'never'])
+      .default('sitewide')
+      .describe('Refuse blocked accounts: `any` block, `sitewide` blocks only (partial blocks may sign in; checked through the Action API), or `never`.'),
+    min_edit_count: z.number().int().min(0).default(0).describe('Refuse accounts with fewer edits than this.'),
+    min_account_age_days: z.number().int().min(0).default(0).describe('Refuse accounts registered fewer than this many days ago.'),
+    required_groups: z.array(z.string().min(1)).default([]).describe('If not empty, only members of at least one of these wiki groups may sign in.'),
+    forbidden_groups: z.array(z.string().min(1)).default([]).describe('Members of any of these wiki groups may not sign in.'),
+  })
+  .describe('Who may sign in. Unattached (no central account) and hidden accounts are always refused; each refusal shows the person why.');
+
+const identity = z
+  .strictObject({
+    wiki_id: z
+      .string()
+      .regex(/^[a-z0-9.-]+$/, 'expected a lowercase host-like name')
+      .optional()
+      .describe('Key under which accounts are stored; defaults to the host of wiki.base_url. Never change it once people have signed in.'),
+    reserved_names: z.array(z.string().min(1)).default([]).describe('Localparts never given to a wiki user, added to the built-in list (admin, bots, bridges…). Add your own bots here.'),
+    reserved_prefixes: z.array(z.string().min(1)).default([]).describe('Localpart prefixes never given to a wiki user, e.g. an appservice namespace such as `irc_`. `_` is always reserved.'),
+  })
+  .describe('How wiki accounts map to Matrix IDs.');
+
+const pages = z
+  .strictObject({
+    service_name: z.string().min(1).default('Matrix').describe('What people sign in to, shown on every page (e.g. "Wikimedia Chat").'),
+  })
+  .describe('The sign-in, consent and logout pages.');
 
 const matrix = z
   .strictObject({
@@ -148,6 +201,9 @@ export const configSchema = z
     database: database.default(() => database.parse({})),
     oidc,
     wiki: wiki.default(() => wiki.parse({})),
+    login: login.default(() => login.parse({})),
+    identity: identity.default(() => identity.parse({})),
+    pages: pages.default(() => pages.parse({})),
     matrix: matrix.default(() => matrix.parse({})),
     sync: sync.default(() => sync.parse({})),
     admin: admin.default(() => admin.parse({})),

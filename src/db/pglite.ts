@@ -50,8 +50,11 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Opens PGlite on disk, or in memory when dataDir is `memory://`. */
-export async function openPglite(dataDir: string): Promise<Database> {
+/**
+ * Opens PGlite on disk, or in memory when dataDir is `memory://`. `loadDataDir` starts from a
+ * dump of another instance (tests use it: loading a dump is several times faster than initdb).
+ */
+export async function openPglite(dataDir: string, options: { loadDataDir?: Blob } = {}): Promise<Database & { dump(): Promise<Blob> }> {
   const inMemory = dataDir.startsWith('memory://');
   const dir = inMemory ? dataDir : resolve(dataDir);
   let unclaim = () => {};
@@ -65,7 +68,7 @@ export async function openPglite(dataDir: string): Promise<Database> {
   }
   let db: PGlite;
   try {
-    db = await PGlite.create(inMemory ? undefined : dir);
+    db = await PGlite.create({ ...(inMemory ? {} : { dataDir: dir }), loadDataDir: options.loadDataDir });
   } catch (error) {
     unclaim();
     throw new DatabaseError(`cannot open the embedded database in ${dir}: ${(error as Error).message}`, { cause: error });
@@ -94,6 +97,9 @@ export async function openPglite(dataDir: string): Promise<Database> {
           if (leaders.get(name) === me) leaders.delete(name);
         },
       };
+    },
+    async dump() {
+      return db.dumpDataDir('none');
     },
     async close() {
       try {

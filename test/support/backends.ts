@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { openDatabase, type Database } from '../../src/db/index.ts';
 import { migrate } from '../../src/db/migrate.ts';
+import { openPglite } from '../../src/db/pglite.ts';
 
 export interface TestDatabase extends Database {
   /** A connection URL for this database (PostgreSQL only), e.g. for a child process. */
@@ -21,11 +22,25 @@ export interface Backend {
 
 export const serverUrl = process.env.TEST_DATABASE_URL || undefined;
 
+// initdb takes seconds in PGlite; every database after the first in a process starts from a dump.
+let templates: Promise<{ empty: Blob; migrated: Blob }> | undefined;
+function pgliteTemplates() {
+  templates ??= (async () => {
+    const db = await openPglite('memory://');
+    const empty = await db.dump();
+    await migrate(db);
+    const migrated = await db.dump();
+    await db.close();
+    return { empty, migrated };
+  })();
+  return templates;
+}
+
 const pgliteBackend: Backend = {
   name: 'pglite',
   async open(options = {}) {
-    const db = await openDatabase({ dataDir: 'memory://', poolMax: 1, connectTimeoutSeconds: 5 });
-    if (options.migrated !== false) await migrate(db);
+    const { empty, migrated } = await pgliteTemplates();
+    const db = await openPglite('memory://', { loadDataDir: options.migrated === false ? empty : migrated });
     return Object.assign(db, { url: undefined, dispose: () => db.close() });
   },
 };
