@@ -21,7 +21,8 @@ export function lead(db: Database, name: string, options: { retryMs?: number; si
 
   const acquired = (async () => {
     while (!stopped) {
-      if (await lock.tryAcquire()) return;
+      // A database that is down now may be back at the next try; standbys keep trying.
+      if (await lock.tryAcquire().catch(() => false)) return;
       await new Promise<void>((resolve) => {
         wake = resolve;
         timer = setTimeout(resolve, retryMs);

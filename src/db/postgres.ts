@@ -87,7 +87,14 @@ function postgresLeaderLock(pool: pg.Pool, name: string): LeaderLock {
       if (held) return true;
       client ??= await pool.connect();
       const c = client;
-      const { rows } = await c.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${ADVISORY_KEY_SQL}) AS locked`, [name]);
+      let rows: Array<{ locked: boolean }>;
+      try {
+        ({ rows } = await c.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${ADVISORY_KEY_SQL}) AS locked`, [name]));
+      } catch (error) {
+        client = undefined;
+        c.release(error as Error);
+        throw error;
+      }
       held = rows[0]?.locked === true;
       if (held) {
         c.on('error', (error) => {

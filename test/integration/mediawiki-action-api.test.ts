@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ActionApiClient, logCursorOf, type WikiLogEvent } from '../../src/wiki/action-api.ts';
 import { mediawikiAvailable, startWiki, type TestWiki } from '../support/mediawiki.ts';
+import { skipUnless } from '../support/real-parts.ts';
 
 const unavailable = mediawikiAvailable();
 
@@ -13,7 +14,7 @@ async function collect<T>(events: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-describe('Action API client on a real MediaWiki', { skip: unavailable }, () => {
+describe('Action API client on a real MediaWiki', { skip: skipUnless(unavailable) }, () => {
   let wiki: TestWiki;
   let api: ActionApiClient;
   let requests: URL[];

@@ -10,6 +10,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { contentSecurityPolicy, renderPage, sendPage, staticAssets } from '../../src/views/index.ts';
 import { SAMPLE_SITE, samples } from '../../src/views/samples.ts';
 import { chromiumAvailable, launchChromium } from '../support/chromium.ts';
+import { skipUnless } from '../support/real-parts.ts';
 
 const unavailable = chromiumAvailable();
 
@@ -109,7 +110,7 @@ function lowContrast(page: Page): Promise<string[]> {
   });
 }
 
-describe('pages in headless Chromium', { skip: unavailable, timeout: 180_000 }, () => {
+describe('pages in headless Chromium', { skip: skipUnless(unavailable), timeout: 180_000 }, () => {
   let browser: Browser;
   let server: ReturnType<Koa['listen']>;
   let base = '';

@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import pg from 'pg';
+import { createApp } from '../../src/http/app.ts';
+import { listen } from '../../src/http/server.ts';
+import { createLogger } from '../../src/log.ts';
+import { backends, serverUrl } from '../support/backends.ts';
+import { run, start, writeConfig } from '../support/cli.ts';
+
+const log = createLogger('silent');
+
+for (const backend of backends()) {
+  describe(`readiness on ${backend.name}`, () => {
+    test('/ready is 200 with the database up and migrated, 503 once it is gone; /health stays 200', async () => {
+      const db = await backend.open();
+      const server = await listen(createApp({ db, log }), '127.0.0.1', 0);
+      try {
+        const ready = await fetch(`${server.url}/ready`);
+        assert.equal(ready.status, 200);
+        assert.deepEqual(await ready.json(), { ready: true, database: 'ok', migrations: 'ok' });
+
+        if (db.url) {
+          const admin = new pg.Client({ connectionString: serverUrl });
+          await admin.connect();
+          await admin.query(`DROP DATABASE ${new URL(db.url).pathname.slice(1)} WITH (FORCE)`);
+          await admin.end();
+        } else {
+          await db.close();
+        }
+        const gone = await fetch(`${server.url}/ready`);
+        assert.equal(gone.status, 503);
+        const body = (await gone.json()) as { ready: boolean; database: string };
+        assert.equal(body.ready, false);
+        assert.equal(body.database, 'unreachable');
+        assert.equal((await fetch(`${server.url}/health`)).status, 200);
+      } finally {
+        await server.close(1000);
+        await db.dispose().catch(() => {});
+      }
+    });
+
+    test('/ready is 503 while migrations are pending', async () => {
+      const db = await backend.open({ migrated: false });
+      const server = await listen(createApp({ db, log }), '127.0.0.1', 0);
+      try {
+        const res = await fetch(`${server.url}/ready`);
+        assert.equal(res.status, 503);
+        assert.equal(((await res.json()) as { migrations: string }).migrations, 'pending');
+      } finally {
+        await server.close(1000);
+        await db.dispose();
+      }
+    });
+  });
+}
+
+describe('HTTP server', () => {
+  test('graceful shutdown finishes an in-flight request and refuses new ones', async () => {
+    const db = await backends()[0]!.open();
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const app = createApp({
+      db,
+      log,
+      mount: (_app, router) => {
+        router.get('/slow', async (ctx) => {
+          entered();
+          await new Promise((resolve) => setTimeout(resolve, 400));
+          ctx.body = 'finished';
+        });
+      },
+    });
+    const server = await listen(app, '127.0.0.1', 0);
+    const inFlight = fetch(`${server.url}/slow`);
+    await inside;
+    const closed = server.close(5000);
+    const res = await inFlight;
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'finished');
+    await closed;
+    await assert.rejects(fetch(`${server.url}/health`));
+    await db.dispose();
+  });
+
+  test('every response has a request id, and a well-formed incoming one is kept', async () => {
+    const db = await backends()[0]!.open();
+    const server = await listen(createApp({ db, log }), '127.0.0.1', 0);
+    try {
+      const fresh = await fetch(`${server.url}/health`);
+      assert.match(fresh.headers.get('x-request-id')!, /^[0-9a-f-]{36}$/);
+      const kept = await fetch(`${server.url}/health`, { headers: { 'x-request-id': 'lb-1234' } });
+      assert.equal(kept.headers.get('x-request-id'), 'lb-1234');
+      const hostile = await fetch(`${server.url}/health`, { headers: { 'x-request-id': 'a b<script>' } });
+      assert.notEqual(hostile.headers.get('x-request-id'), 'a b<script>');
+      assert.equal((await fetch(`${server.url}/nope`)).status, 404);
+    } finally {
+      await server.close(1000);
+      await db.dispose();
+    }
+  });
+});
+
+describe('command line', () => {
+  const tmp = () => mkdtempSync(join(tmpdir(), 'wms-cli-'));
+
+  test('a missing configuration file is one clear line and exit code 2', async () => {
+    const { code, stderr } = await run(['serve', '--config', '/nonexistent/wms.yaml']);
+    assert.equal(code, 2);
+    assert.match(stderr, /\/nonexistent\/wms\.yaml: invalid configuration\n {2}- cannot read the configuration file: file not found/);
+    assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  test('an unreachable database is a clear error', async () => {
+    const config = writeConfig('database:\n  url: postgres://nobody:pw@127.0.0.1:9/nowhere\n  connect_timeout: 2\n');
+    const { code, stderr } = await run(['migrate', '--config', config]);
+    assert.equal(code, 1);
+    assert.match(stderr, /^wiki-matrix-sso migrate: cannot connect to PostgreSQL at 127\.0\.0\.1:9\/nowhere: .*ECONNREFUSED/);
+    assert.doesNotMatch(stderr, /pw@|\n\s+at /);
+  });
+
+  test('a port in use is a clear error', async () => {
+    const blocker = createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => blocker.once('listening', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const config = writeConfig(`http:\n  port: ${port}\ndatabase:\n  data_dir: ${tmp()}\n`);
+      const { code, stderr } = await run(['serve', '--config', config]);
+      assert.equal(code, 1);
+      assert.match(stderr, new RegExp(`^wiki-matrix-sso serve: port ${port} on 127\\.0\\.0\\.1 is already in use`));
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('config generate writes a file that config check accepts; --help works on every command', async () => {
+    const path = join(tmp(), 'generated.yaml');
+    assert.equal((await run(['config', 'generate', '--output', path])).code, 0);
+    const check = await run(['config', 'check', path]);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, /configuration is valid/);
+    assert.equal((await run(['config', 'generate', '--output', path])).code, 2, 'refuses to overwrite');
+    for (const command of [['serve'], ['worker'], ['migrate'], ['dev'], ['config', 'check'], ['config', 'generate'], ['config', 'show']]) {
+      const help = await run([...command, '--help']);
+      assert.equal(help.code, 0, command.join(' '));
+      assert.match(help.stdout, /Usage: wiki-matrix-sso/);
+    }
+    const unknown = await run(['frobnicate']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  });
+
+  test('serve on PGlite answers /ready, stops cleanly on SIGTERM, and a second process is refused the data directory', async () => {
+    const dataDir = tmp();
+    const config = writeConfig(`http:\n  port: 0\ndatabase:\n  data_dir: ${dataDir}\n`);
+    const serve = start(['serve', '--config', config]);
+    try {
+      const line = await serve.waitFor(/"listening":"http:\/\/127\.0\.0\.1:\d+"/);
+      const url = /"listening":"([^"]+)"/.exec(line)![1]!;
+      assert.equal((await fetch(`${url}/ready`)).status, 200);
+
+      const second = await run(['migrate', '--config', config]);
+      assert.equal(second.code, 1);
+      assert.match(second.stderr, /is in use by process \d+; PGlite allows one process/);
+
+      serve.child.kill('SIGTERM');
+      const { code } = await serve.exited;
+      assert.equal(code, 0);
+      assert.match(serve.output(), /"msg":"stopped"/);
+      assert.doesNotMatch(serve.output(), /test-secret|kkkkkkkkkkkkkkkkkkkk/, 'no secrets in logs');
+    } finally {
+      serve.child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('worker leadership', { skip: serverUrl ? false : 'needs a PostgreSQL server (TEST_DATABASE_URL)' }, () => {
+  const backend = backends().find((b) => b.name === 'postgres');
+  const opened: Array<{ dispose(): Promise<void> }> = [];
+  after(() => Promise.all(opened.map((db) => db.dispose())));
+
+  test('one worker leads, a second waits, and takes over when the first stops', async () => {
+    const db = await backend!.open();
+    opened.push(db);
+    const config = writeConfig(`database:\n  url: ${db.url}\n`);
+    const first = start(['worker', '--config', config]);
+    const second = start(['worker', '--config', config]);
+    try {
+      await first.waitFor(/"msg":"leader:/);
+      await second.waitFor(/waiting to become the leader/);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.doesNotMatch(second.output(), /"msg":"leader:/);
+      first.child.kill('SIGTERM');
+      assert.equal((await first.exited).code, 0);
+      await second.waitFor(/"msg":"leader:/, 15_000);
+      second.child.kill('SIGTERM');
+      assert.equal((await second.exited).code, 0);
+    } finally {
+      first.child.kill('SIGKILL');
+      second.child.kill('SIGKILL');
+    }
+  });
+});
