@@ -9,7 +9,6 @@ import { openMigratedDatabase, shutdownSignal } from './commands/common.ts';
 import { startWorker } from './commands/worker.ts';
 import { configJsonSchema, renderSample } from './config/generate.ts';
 import { ConfigError, configPath, loadConfigFile, redact, type Config, type Environment } from './config/load.ts';
-import { SCHEMA_PATH } from './config/paths.ts';
 import { createLogger, type Logger } from './log.ts';
 
 const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
@@ -145,17 +144,10 @@ const commands: Record<string, Command> = {
     },
   },
   'config schema': {
-    summary: 'Print the JSON Schema of the configuration (--write updates config/config.schema.json).',
-    usage: 'wiki-matrix-sso config schema [--write]',
-    options: { write: { type: 'boolean' } },
-    async run(values) {
-      const text = `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
-      if (values.write) {
-        writeFileSync(SCHEMA_PATH, text);
-        process.stdout.write(`wrote ${SCHEMA_PATH}\n`);
-      } else {
-        process.stdout.write(text);
-      }
+    summary: 'Print the JSON Schema of the configuration (for editors and validators).',
+    usage: 'wiki-matrix-sso config schema',
+    async run() {
+      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
       return 0;
     },
   },

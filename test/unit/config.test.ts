@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { configJsonSchema, renderSample } from '../../src/config/generate.ts';
+import { configJsonSchema, renderSample, withReference } from '../../src/config/generate.ts';
 import { ConfigError, parseConfig, redact } from '../../src/config/load.ts';
 import { SCHEMA_PATH } from '../../src/config/paths.ts';
 
@@ -93,7 +93,9 @@ describe('configuration', () => {
     }
   });
 
-  test('config/config.schema.json is in sync with the schema (run `npm run config:schema`)', () => {
+  test('config/config.schema.json and the README reference are in sync with the schema (run `npm run docs`)', () => {
     assert.deepEqual(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')), configJsonSchema());
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    assert.equal(readme, withReference(readme));
   });
 });

@@ -1,0 +1,91 @@
+// The one way the service reaches the homeserver. Moderation reads a whole room with one request
+// (`roomSnapshot`), decides, then writes through the membership and state calls below; the
+// real implementation (sdk-gateway.ts) retries and honours rate limits, the dry-run wrapper
+// (dry-run.ts) lets reads through and only records writes.
+
+export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
+
+export interface BanInfo {
+  reason?: string;
+  /** Who placed the ban: lets the reconciler leave bans that human moderators placed alone. */
+  sender: string;
+}
+
+/** `m.room.power_levels` content as the room holds it; absent keys take the spec's defaults. */
+export interface PowerLevelsContent {
+  users?: Record<string, number>;
+  users_default?: number;
+  events?: Record<string, number>;
+  events_default?: number;
+  state_default?: number;
+  ban?: number;
+  kick?: number;
+  invite?: number;
+  redact?: number;
+  notifications?: Record<string, number>;
+  [key: string]: unknown;
+}
+
+export interface RoomSnapshot {
+  roomId: string;
+  /** Every user with a membership event, whatever its state (`leave` included). */
+  members: Map<string, Membership>;
+  bans: Map<string, BanInfo>;
+  /** The full content, `{}` when the room has no power levels event (then the spec defaults apply). */
+  powerLevels: PowerLevelsContent;
+  /**
+   * Room v12 and later (and the `org.matrix.hydra.*` test versions): the create event's sender
+   * plus `additional_creators`. They have infinite power and must not be listed in
+   * `powerLevels.users`. Undefined for older room versions, where creators have no special rank.
+   */
+  creators?: string[];
+  roomVersion: string;
+  botUserId: string;
+}
+
+/**
+ * What a write did. `unchanged`: the homeserver refused because the target was already in the
+ * desired state (e.g. unbanning someone not banned), which counts as success. `applied` is what
+ * the homeserver accepted; it does not prove a change (Synapse accepts a ban of a banned user).
+ * `dry_run`: nothing was sent.
+ */
+export type WriteOutcome = 'applied' | 'unchanged' | 'dry_run';
+
+/** A user as the Synapse admin API sees them. */
+export interface UserStatus {
+  userId: string;
+  admin: boolean;
+  suspended: boolean;
+  locked: boolean;
+  deactivated: boolean;
+}
+
+export interface MatrixGateway {
+  /** The bot's own user id (asked once, then remembered). */
+  whoami(): Promise<string>;
+  /** Members, bans, power levels and creators of a room, from one request for its full state. */
+  roomSnapshot(roomId: string): Promise<RoomSnapshot>;
+  /** The room id an alias points at, or undefined when the alias does not exist. */
+  resolveAlias(alias: string): Promise<string | undefined>;
+  /** The direct children of a space (its `m.space.child` events with a `via`), one request. */
+  spaceChildren(spaceId: string): Promise<string[]>;
+
+  ban(roomId: string, userId: string, reason: string): Promise<WriteOutcome>;
+  unban(roomId: string, userId: string, reason?: string): Promise<WriteOutcome>;
+  invite(roomId: string, userId: string, reason?: string): Promise<WriteOutcome>;
+  kick(roomId: string, userId: string, reason: string): Promise<WriteOutcome>;
+  /** Replaces the whole power levels event: read-modify-write, all of a room's changes at once. */
+  setPowerLevels(roomId: string, content: PowerLevelsContent): Promise<WriteOutcome>;
+  /** Any state event, e.g. `m.policy.rule.user`; `{}` content removes a policy rule. */
+  sendStateEvent(roomId: string, type: string, stateKey: string, content: Record<string, unknown>): Promise<WriteOutcome>;
+  /** An `m.notice`; a retried send reuses its transaction id, so it never posts twice. */
+  sendNotice(roomId: string, text: string, html?: string): Promise<WriteOutcome>;
+
+  /** Synapse admin API (the bot must be a server admin): suspend or unsuspend an account. */
+  suspend(userId: string, suspended: boolean): Promise<WriteOutcome>;
+  /** Synapse admin API: the account's state, or undefined when the homeserver has no such user. */
+  userStatus(userId: string): Promise<UserStatus | undefined>;
+
+  /** HTTP requests sent so far, retries included. */
+  readonly requestCount: number;
+}
