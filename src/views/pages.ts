@@ -42,6 +42,8 @@ export interface ErrorModel {
   requestId?: string;
   /** Where "Try again" leads; omitted when it is not an http(s) URL or a same-site path. */
   retryUrl?: string;
+  /** A sign-in that can still answer its app: the button ends it and returns there with the OAuth error. */
+  returnTo?: { clientName: string; target: FormTarget };
 }
 
 export interface PageModels {
@@ -122,6 +124,7 @@ ${logoutForm(model, t)}`,
       body: html`<div class="wms-message wms-message--${info.severity}" role="${info.severity === 'error' ? 'alert' : 'status'}">
 <p class="wms-message__content">${t(message.key, site.wikiName, site.serviceName, ...message.params)}</p>
 </div>
+${model.returnTo ? html`<div class="wms-actions">${formButton(model.returnTo.target, t('wikimatrixsso-error-return-to-client', model.returnTo.clientName), 'primary')}</div>` : ''}
 ${retry ? html`<div class="wms-actions"><a class="wms-button wms-button--primary" href="${retry}">${buttonLabel(t('wikimatrixsso-error-try-again'))}</a></div>` : ''}
 ${model.requestId ? html`<p class="wms-note">${t('wikimatrixsso-error-request-id', html`<code class="wms-code">${model.requestId}</code>`)}</p>` : ''}`,
     };

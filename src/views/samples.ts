@@ -64,7 +64,12 @@ export function samples(): Sample[] {
     ...SAMPLE_PROBLEMS.map((problem): Sample => ({
       id: problemId(problem),
       name: 'error',
-      model: { problem, requestId: '6f1c2b1e-5d0a-4c8e-9a57-0c3f2d1b7e44', retryUrl: '/' },
+      model: {
+        problem,
+        requestId: '6f1c2b1e-5d0a-4c8e-9a57-0c3f2d1b7e44',
+        retryUrl: '/',
+        returnTo: { clientName: 'Element <script>', target: { action: '/interaction/abc/abort', fields: { problem: problem.kind } } },
+      },
     })),
   ];
 }

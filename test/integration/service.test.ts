@@ -186,21 +186,21 @@ describe('worker leadership', { skip: serverUrl ? false : 'needs a PostgreSQL se
     const db = await backend!.open();
     opened.push(db);
     const config = writeConfig(`database:\n  url: ${db.url}\n`);
-    const first = start(['worker', '--config', config]);
-    const second = start(['worker', '--config', config]);
+    const workers = [start(['worker', '--config', config]), start(['worker', '--config', config])];
     try {
-      await first.waitFor(/"msg":"leader:/);
-      await second.waitFor(/waiting to become the leader/);
+      // Either may win the race to the lock; the other must wait.
+      const leader = await Promise.any(workers.map(async (w) => (await w.waitFor(/"msg":"leader:/), w)));
+      const standby = workers.find((w) => w !== leader)!;
+      await standby.waitFor(/waiting to become the leader/);
       await new Promise((resolve) => setTimeout(resolve, 500));
-      assert.doesNotMatch(second.output(), /"msg":"leader:/);
-      first.child.kill('SIGTERM');
-      assert.equal((await first.exited).code, 0);
-      await second.waitFor(/"msg":"leader:/, 15_000);
-      second.child.kill('SIGTERM');
-      assert.equal((await second.exited).code, 0);
+      assert.doesNotMatch(standby.output(), /"msg":"leader:/);
+      leader.child.kill('SIGTERM');
+      assert.equal((await leader.exited).code, 0);
+      await standby.waitFor(/"msg":"leader:/, 15_000);
+      standby.child.kill('SIGTERM');
+      assert.equal((await standby.exited).code, 0);
     } finally {
-      first.child.kill('SIGKILL');
-      second.child.kill('SIGKILL');
+      for (const w of workers) w.child.kill('SIGKILL');
     }
   });
 });
