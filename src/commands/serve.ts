@@ -2,6 +2,7 @@ import type { Config } from '../config/load.ts';
 import { createApp } from '../http/app.ts';
 import { listen, type RunningServer } from '../http/server.ts';
 import type { Logger } from '../log.ts';
+import { createOidc, type Oidc } from '../oidc/index.ts';
 import { openMigratedDatabase } from './common.ts';
 
 export interface Service {
@@ -9,13 +10,29 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-export async function startService(config: Config, log: Logger): Promise<Service> {
+export interface ServiceOptions {
+  /** How the service reaches the wiki (tests route it to a double). */
+  fetch?: typeof globalThis.fetch;
+}
+
+export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
   const db = await openMigratedDatabase(config, log);
   let running: RunningServer;
+  let oidc: Oidc | undefined;
   try {
-    const app = createApp({ db, log, trustProxy: config.http.trust_proxy });
+    oidc = await createOidc({ config, db, log, ...(options.fetch && { fetch: options.fetch }) });
+    const app = createApp({
+      db,
+      log,
+      trustProxy: config.http.trust_proxy,
+      keys: config.oidc.cookie_keys,
+      middleware: oidc.middleware,
+      routes: oidc.routes,
+      fallback: oidc.fallback,
+    });
     running = await listen(app, config.http.host, config.http.port);
   } catch (error) {
+    await oidc?.stop();
     await db.close();
     throw error;
   }
@@ -24,6 +41,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     url: running.url,
     async stop() {
       await running.close(config.http.shutdown_grace * 1000);
+      await oidc.stop();
       await db.close();
       log.info('stopped');
     },

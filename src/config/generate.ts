@@ -31,6 +31,7 @@ export function devSampleValues(): SampleValues {
   return {
     'oidc.cookie_keys': [newSecret()],
     'oidc.key_encryption_secret': newSecret(),
+    'matrix.server_name': 'localhost',
   };
 }
 

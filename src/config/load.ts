@@ -74,6 +74,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => `${at ? `${at}.` : ''}${key}: unknown key`).join('\n  - ');
     }
+    if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) return `${at}: required (expected ${issue.expected})`;
     return `${at || '(top level)'}: ${issue.message}`;
   });
 }

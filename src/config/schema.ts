@@ -36,6 +36,7 @@ const http = z
     host: z.string().default('127.0.0.1').describe('Address to listen on. Put a TLS-terminating reverse proxy in front in production.'),
     port: port.default(8080).describe('TCP port to listen on (0 picks a free one).'),
     public_url: url
+      .refine((u) => !URL.canParse(u) || (new URL(u).pathname === '/' && !new URL(u).search), 'expected an origin without a path, e.g. https://sso.example.org')
       .default('http://127.0.0.1:8080')
       .describe('The URL at which relying parties and browsers reach this service; it is the OpenID Connect issuer. Must be https in production (Matrix Authentication Service refuses http issuers).'),
     trust_proxy: z.boolean().default(false).describe('Trust X-Forwarded-* headers from a reverse proxy (needed for secure cookies behind TLS termination).'),
@@ -131,6 +132,9 @@ const wiki = z
     if (value.client_id !== undefined && value.client_secret === undefined && value.client_secret_file === undefined) {
       ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'Extension:OAuth checks the consumer secret on every token request: give client_secret or client_secret_file' });
     }
+    if (value.client_id !== undefined && value.contact.trim() === '') {
+      ctx.addIssue({ code: 'custom', path: ['contact'], message: 'required with client_id: the Wikimedia User-Agent policy asks for a contact (an email address or a wiki user page)' });
+    }
   })
   .describe('The MediaWiki that accounts come from.');
 
@@ -168,7 +172,10 @@ const pages = z
 const matrix = z
   .strictObject({
     homeserver_url: url.optional().describe('Client-server API base URL of the homeserver.'),
-    server_name: z.string().min(1).optional().describe('The homeserver\'s server name (the part after ":" in Matrix IDs).'),
+    server_name: z
+      .string()
+      .regex(/^[A-Za-z0-9.:\[\]-]+$/, 'expected a server name such as example.org or example.org:8448')
+      .describe('The homeserver\'s server name (the part after ":" in Matrix IDs).'),
     ...secretPair('access_token', 'the access token of the service\'s bot account'),
   })
   .superRefine(exactlyOneOf('access_token', false))
@@ -204,7 +211,7 @@ export const configSchema = z
     login: login.default(() => login.parse({})),
     identity: identity.default(() => identity.parse({})),
     pages: pages.default(() => pages.parse({})),
-    matrix: matrix.default(() => matrix.parse({})),
+    matrix,
     sync: sync.default(() => sync.parse({})),
     admin: admin.default(() => admin.parse({})),
     logging: logging.default(() => logging.parse({})),

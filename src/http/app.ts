@@ -10,8 +10,14 @@ export interface AppDeps {
   db: Database;
   log: Logger;
   trustProxy?: boolean;
-  /** Extra routes mounted after the built-in ones (OIDC, pages, admin). */
-  mount?: (app: Koa, router: Router) => void;
+  /** Keys for signed cookies, newest first. */
+  keys?: string[];
+  /** Middleware run before any route (e.g. static assets). */
+  middleware?: Koa.Middleware[];
+  /** Routes beside /health and /ready (sign-in pages, admin). */
+  routes?: (router: Router) => void;
+  /** What answers requests no route took (oidc-provider's endpoints). */
+  fallback?: Koa.Middleware;
 }
 
 declare module 'koa' {
@@ -25,7 +31,7 @@ const READY_TIMEOUT_MS = 2000;
 
 export function createApp(deps: AppDeps): Koa {
   const { db, log } = deps;
-  const app = new Koa({ proxy: deps.trustProxy ?? false });
+  const app = new Koa({ proxy: deps.trustProxy ?? false, ...(deps.keys && { keys: deps.keys }) });
   app.silent = true;
 
   app.use(async (ctx, next) => {
@@ -42,7 +48,8 @@ export function createApp(deps: AppDeps): Koa {
       respondWithError(ctx, error, log);
     } finally {
       // Only the path: query strings carry authorization codes and state.
-      log.info({ requestId: id, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) }, 'request');
+      // ctx.res: the provider answers some requests itself, past Koa's ctx.status.
+      log.info({ requestId: id, method: ctx.method, path: ctx.path, status: ctx.res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
     }
   });
 
@@ -55,9 +62,11 @@ export function createApp(deps: AppDeps): Koa {
     ctx.status = checks.ready ? 200 : 503;
     ctx.body = checks;
   });
-  deps.mount?.(app, router);
+  deps.routes?.(router);
+  for (const middleware of deps.middleware ?? []) app.use(middleware);
   app.use(router.routes());
-  app.use(router.allowedMethods());
+  if (deps.fallback) app.use(deps.fallback);
+  else app.use(router.allowedMethods());
   return app;
 }
 

@@ -66,7 +66,7 @@ describe('HTTP server', () => {
     const app = createApp({
       db,
       log,
-      mount: (_app, router) => {
+      routes: (router) => {
         router.get('/slow', async (ctx) => {
           entered();
           await new Promise((resolve) => setTimeout(resolve, 400));

@@ -63,6 +63,6 @@ const KEY = 'k'.repeat(40);
 /** Writes a configuration file (a valid minimal one plus `extra` YAML) and returns its path. */
 export function writeConfig(extra = '', dir = mkdtempSync(join(tmpdir(), 'wms-cli-'))): string {
   const path = join(dir, 'config.yaml');
-  writeFileSync(path, `oidc:\n  cookie_keys: [${KEY}]\n  key_encryption_secret: test-secret\nlogging:\n  level: info\n${extra}`);
+  writeFileSync(path, `oidc:\n  cookie_keys: [${KEY}]\n  key_encryption_secret: test-secret\nmatrix:\n  server_name: localhost\nlogging:\n  level: info\n${extra}`);
   return path;
 }

@@ -8,7 +8,7 @@ import { ConfigError, parseConfig, redact } from '../../src/config/load.ts';
 import { SCHEMA_PATH } from '../../src/config/paths.ts';
 
 const KEY = 'k'.repeat(32);
-const minimal = `oidc:\n  cookie_keys: [${KEY}]\n  key_encryption_secret: s3cret\n`;
+const minimal = `matrix:\n  server_name: example.org\noidc:\n  cookie_keys: [${KEY}]\n  key_encryption_secret: s3cret\n`;
 
 function problems(yaml: string, env = {}): string[] {
   try {
@@ -41,11 +41,16 @@ describe('configuration', () => {
     const [problem] = problems(`${minimal}http:\n  port: eighty\n`);
     assert.match(problem!, /^http\.port: .*expected number/);
     assert.match(problems(`${minimal}http:\n  public_url: not a url\n`)[0]!, /^http\.public_url: expected an http\(s\) URL/);
+    assert.deepEqual(problems(`${minimal}http:\n  public_url: https://sso.example.org/oidc\n`), ['http.public_url: expected an origin without a path, e.g. https://sso.example.org']);
+    assert.deepEqual(problems(`${minimal}wiki:\n  client_id: abc\n  client_secret: def\n`), [
+      'wiki.contact: required with client_id: the Wikimedia User-Agent policy asks for a contact (an email address or a wiki user page)',
+    ]);
     assert.match(problems(`${minimal}logging:\n  level: loud\n`)[0]!, /^logging\.level: .*"info"/);
   });
 
   test('a secret must come inline or from a file, exactly one of the two', () => {
-    assert.deepEqual(problems(`oidc:\n  cookie_keys: [${KEY}]\n`), ['oidc.key_encryption_secret: required: give key_encryption_secret or key_encryption_secret_file']);
+    assert.deepEqual(problems(`matrix:\n  server_name: x\noidc:\n  cookie_keys: [${KEY}]\n`), ['oidc.key_encryption_secret: required: give key_encryption_secret or key_encryption_secret_file']);
+    assert.deepEqual(problems(`oidc:\n  cookie_keys: [${KEY}]\n  key_encryption_secret: s\n`), ['matrix: required (expected object)']);
     assert.deepEqual(problems(`${minimal}  key_encryption_secret_file: /x\n`), [
       'oidc.key_encryption_secret: give either key_encryption_secret or key_encryption_secret_file, not both',
     ]);
@@ -57,7 +62,7 @@ describe('configuration', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wms-config-'));
     writeFileSync(join(dir, 'secret'), 'from-a-file\n');
     writeFileSync(join(dir, 'cookies'), `${KEY}\n${'o'.repeat(40)}\n\n`);
-    const config = parseConfig(`oidc:\n  cookie_keys_file: ${dir}/cookies\n  key_encryption_secret_file: ${dir}/secret\n`, 'test.yaml');
+    const config = parseConfig(`matrix:\n  server_name: x\noidc:\n  cookie_keys_file: ${dir}/cookies\n  key_encryption_secret_file: ${dir}/secret\n`, 'test.yaml');
     assert.equal(config.oidc.key_encryption_secret, 'from-a-file');
     assert.deepEqual(config.oidc.cookie_keys, [KEY, 'o'.repeat(40)]);
     assert.equal('key_encryption_secret_file' in config.oidc, false);

@@ -1,0 +1,93 @@
+// Assembles the provider and the sign-in routes from configuration and storage.
+import type Router from '@koa/router';
+import type { Middleware } from 'koa';
+import type { Config } from '../config/load.ts';
+import type { Database } from '../db/index.ts';
+import { PostgresAccountRepository } from '../identity/accounts.ts';
+import { LocalpartPolicy } from '../identity/localpart.ts';
+import type { Logger } from '../log.ts';
+import { WikiLoginStore, WikiProfileStore } from '../login/store.ts';
+import { staticAssets } from '../views/index.ts';
+import { ActionApiClient, buildUserAgent } from '../wiki/action-api.ts';
+import { WikiOAuthClient } from '../wiki/oauth.ts';
+import { VERSION } from '../version.ts';
+import { adapterFactory, startPurgeJob } from './adapter.ts';
+import { mountInteractions } from './interactions.ts';
+import { SigningKeyStore } from './keys.ts';
+import { createPages } from './pages.ts';
+import { createProvider } from './provider.ts';
+
+export interface OidcDeps {
+  config: Config;
+  db: Database;
+  log: Logger;
+  clock?: () => Date;
+  /** For tests: how the service reaches the wiki. */
+  fetch?: typeof globalThis.fetch;
+}
+
+export interface Oidc {
+  /** Served before the routes: the pages' stylesheet. */
+  middleware: Middleware[];
+  routes(router: Router): void;
+  /** oidc-provider's own endpoints: discovery, authorization, token, userinfo, JWKS, logout… */
+  fallback: Middleware;
+  stop(): Promise<void>;
+}
+
+export const wikiIdOf = (config: Config): string => config.identity.wiki_id ?? new URL(config.wiki.base_url).hostname;
+
+export async function createOidc(deps: OidcDeps): Promise<Oidc> {
+  const { config, db, log } = deps;
+  const clock = deps.clock ?? (() => new Date());
+  const keys = new SigningKeyStore(db, { secret: config.oidc.key_encryption_secret, clock });
+  await keys.ensure();
+  const jwks = await keys.load();
+
+  const accounts = new PostgresAccountRepository(db, {
+    clock,
+    localparts: new LocalpartPolicy({
+      serverName: config.matrix.server_name,
+      reservedNames: config.identity.reserved_names,
+      reservedPrefixes: config.identity.reserved_prefixes,
+    }),
+  });
+  const profiles = new WikiProfileStore(db);
+  const logins = new WikiLoginStore(db, clock);
+  const pages = createPages(config);
+  const wikiId = wikiIdOf(config);
+
+  const { wiki: w } = config;
+  const userAgent = w.client_id ? buildUserAgent(w.contact, VERSION) : undefined;
+  const fetchImpl = deps.fetch ?? globalThis.fetch;
+  const wiki =
+    w.client_id && userAgent
+      ? new WikiOAuthClient({ baseUrl: w.base_url, clientId: w.client_id, clientSecret: w.client_secret, scopes: w.scopes, userAgent, timeoutMs: w.timeout * 1000, fetch: fetchImpl })
+      : undefined;
+  const actionApi = userAgent
+    ? new ActionApiClient({ apiUrl: w.api_url ?? `${w.base_url}/api.php`, userAgent, timeoutMs: w.timeout * 1000, maxlag: w.maxlag, maxRetries: w.max_retries, fetch: fetchImpl, logger: log })
+    : undefined;
+  if (!wiki) log.warn('wiki.client_id is not set: people cannot sign in until the wiki OAuth consumer is configured');
+
+  const provider = createProvider({ config, wikiId, adapter: adapterFactory(db, clock), jwks, accounts, profiles, pages, log });
+  const callback = provider.callback();
+  const purge = startPurgeJob(db, { intervalMs: 10 * 60_000, log, clock });
+  const purgeLogins = setInterval(() => void logins.purgeExpired().catch((error) => log.error({ err: error }, 'purging sign-ins failed')), 10 * 60_000);
+  purgeLogins.unref();
+
+  return {
+    middleware: [staticAssets()],
+    routes(router) {
+      mountInteractions(router, { provider, config, wikiId, wiki, actionApi, logins, accounts, profiles, pages, clock, log });
+    },
+    fallback: async (ctx) => {
+      ctx.respond = false;
+      await callback(ctx.req, ctx.res);
+    },
+    async stop() {
+      clearInterval(purgeLogins);
+      await purge.stop();
+    },
+  };
+}
+
