@@ -67,7 +67,10 @@ export interface MatrixGateway {
   roomSnapshot(roomId: string): Promise<RoomSnapshot>;
   /** The room id an alias points at, or undefined when the alias does not exist. */
   resolveAlias(alias: string): Promise<string | undefined>;
-  /** The direct children of a space (its `m.space.child` events with a `via`), one request. */
+  /**
+   * The direct children of a space (its `m.space.child` events with a `via`), one request; the
+   * bot must be in the space. Sub-spaces are among them: the caller recurses if it wants.
+   */
   spaceChildren(spaceId: string): Promise<string[]>;
 
   ban(roomId: string, userId: string, reason: string): Promise<WriteOutcome>;

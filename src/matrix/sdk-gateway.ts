@@ -102,10 +102,14 @@ export class SdkMatrixGateway implements MatrixGateway {
   }
 
   whoami(): Promise<string> {
-    this.#userId ??= this.#request('whoami', Method.Get, '/account/whoami').then((answer) => this.#parse('whoami', whoamiAnswer, answer).user_id);
+    if (this.#userId) return this.#userId;
+    const asked = this.#request('whoami', Method.Get, '/account/whoami').then((answer) => this.#parse('whoami', whoamiAnswer, answer).user_id);
     // A failed whoami is asked again next time rather than remembered.
-    this.#userId.catch(() => (this.#userId = undefined));
-    return this.#userId;
+    asked.catch(() => {
+      if (this.#userId === asked) this.#userId = undefined;
+    });
+    this.#userId = asked;
+    return asked;
   }
 
   async roomSnapshot(roomId: string): Promise<RoomSnapshot> {

@@ -199,6 +199,18 @@ describe('SdkMatrixGateway over HTTP', () => {
     ]);
   });
 
+  test('a bad token is not retried, and a failed whoami is asked again next time', async () => {
+    hs.script.push({ status: 401, body: { errcode: 'M_UNKNOWN_TOKEN', error: 'Invalid access token passed.' } }, { status: 200, body: { user_id: '@bot:example.org' } });
+    const gw = gateway();
+    const error = await gw.whoami().catch((e: unknown) => e);
+    assert.ok(error instanceof MatrixError);
+    assert.equal(error.errcode, 'M_UNKNOWN_TOKEN');
+    assert.equal(error.retryable, false);
+    assert.equal(await gw.whoami(), '@bot:example.org');
+    assert.equal(await gw.whoami(), '@bot:example.org');
+    assert.equal(gw.requestCount, 2);
+  });
+
   test('a malformed answer is a non-retryable bad response', async () => {
     hs.script.push({ status: 200, body: { not: 'a list' } });
     const error = await gateway({ userId: '@bot:example.org' }).roomSnapshot(ROOM).catch((e: unknown) => e);
