@@ -192,14 +192,14 @@ export function reconcile(desired: DesiredState, actual: ActualState, records: O
   const actions: Action[] = [];
   for (const room of desired.rooms) {
     const snapshot = actual.rooms.get(room.roomId);
-    if (snapshot) actions.push(...reconcileRoom(room, snapshot, index.of(room.roomId), inScope, context));
+    if (snapshot) actions.push(...reconcileRoom(room, snapshot, index.of(room.roomId), inScope, context, desired.scope === 'all'));
     else actions.push(unavailable(room.roomId));
   }
   actions.push(...reconcileSuspensions(desired, actual, index, inScope));
   if (desired.policyList) {
     const { roomId, rules } = desired.policyList;
     const snapshot = actual.rooms.get(roomId);
-    if (snapshot) actions.push(...reconcilePolicyList(rules, snapshot, index.of(roomId).policyRules, inScope));
+    if (snapshot) actions.push(...reconcilePolicyList(rules, snapshot, index.of(roomId).policyRules, inScope, desired.scope === 'all'));
     else actions.push(unavailable(roomId));
   }
   return actions;
@@ -220,10 +220,31 @@ function forget(record: RecordRef, why: string): Action {
   return { kind: 'forget', record, why };
 }
 
-function reconcileRoom(room: DesiredRoom, snapshot: RoomSnapshot, records: RoomRecords, inScope: (userId: string) => boolean, context: ReconcileContext): Action[] {
+/** What the bot must be able to do in a room, given what the service manages there. */
+function duties(room: DesiredRoom): Wanted[] {
+  return [
+    ...(room.bans ? (['ban', 'unban'] as const) : []),
+    ...(room.levels ? (['set_power_levels'] as const) : []),
+    ...(room.members ? (['invite', 'kick'] as const) : []),
+  ];
+}
+
+/**
+ * A full pass also reports missing power that nothing needs yet, so a misconfigured room shows
+ * up before the first block that should have been mirrored there.
+ */
+function checkDuties(power: Power, wanted: readonly Wanted[], shortfalls: Shortfalls): void {
+  for (const w of wanted) {
+    const problem = power.problem(w);
+    if (problem) shortfalls.add(w, problem);
+  }
+}
+
+function reconcileRoom(room: DesiredRoom, snapshot: RoomSnapshot, records: RoomRecords, inScope: (userId: string) => boolean, context: ReconcileContext, fullPass: boolean): Action[] {
   const shortfalls = new Shortfalls();
   const actions: Action[] = [];
   let power = new Power(snapshot);
+  if (fullPass) checkDuties(power, duties(room), shortfalls);
   if (room.levels) {
     const planned = planLevels(room.levels, snapshot, records.levels, power, inScope, shortfalls);
     actions.push(...planned.actions);
@@ -439,10 +460,12 @@ function reconcilePolicyList(
   snapshot: RoomSnapshot,
   records: ReadonlyMap<string, PolicyRuleRecord>,
   inScope: (userId: string) => boolean,
+  fullPass: boolean,
 ): Action[] {
   const { roomId } = snapshot;
   const power = new Power(snapshot);
   const shortfalls = new Shortfalls();
+  if (fullPass) checkDuties(power, ['publish_policy'], shortfalls);
   const actions: Action[] = [];
   const stateKeys = new Set<string>();
   for (const [stateKey, rule] of rules) if (inScope(rule.entity)) stateKeys.add(stateKey);
