@@ -18,13 +18,17 @@ import {
   type Action,
   type ActualState,
   type BanRecord,
+  type DesiredBan,
+  type DesiredLevel,
   type DesiredRoom,
+  type DesiredRule,
   type DesiredState,
   type InviteRecord,
   type LevelChange,
   type LevelRecord,
   type Membership,
   type OwnershipRecords,
+  type PolicyRuleContent,
   type PolicyRuleRecord,
   type PowerLevelsContent,
   type RecordRef,
@@ -188,18 +192,19 @@ class Shortfalls {
 
 export function reconcile(desired: DesiredState, actual: ActualState, records: OwnershipRecords, context: ReconcileContext): Action[] {
   const index = new RecordIndex(records);
-  const inScope = desired.scope === 'all' ? () => true : (userId: string) => (desired.scope as ReadonlySet<string>).has(userId);
+  const scope = desired.scope;
+  const inScope = scope === 'all' ? () => true : (userId: string) => scope.has(userId);
   const actions: Action[] = [];
   for (const room of desired.rooms) {
     const snapshot = actual.rooms.get(room.roomId);
-    if (snapshot) actions.push(...reconcileRoom(room, snapshot, index.of(room.roomId), inScope, context, desired.scope === 'all'));
+    if (snapshot) actions.push(...reconcileRoom(room, snapshot, index.of(room.roomId), inScope, context, scope === 'all'));
     else actions.push(unavailable(room.roomId));
   }
   actions.push(...reconcileSuspensions(desired, actual, index, inScope));
   if (desired.policyList) {
     const { roomId, rules } = desired.policyList;
     const snapshot = actual.rooms.get(roomId);
-    if (snapshot) actions.push(...reconcilePolicyList(rules, snapshot, index.of(roomId).policyRules, inScope, desired.scope === 'all'));
+    if (snapshot) actions.push(...reconcilePolicyList(rules, snapshot, index.of(roomId).policyRules, inScope, scope === 'all'));
     else actions.push(unavailable(roomId));
   }
   return actions;
@@ -260,7 +265,7 @@ function reconcileRoom(room: DesiredRoom, snapshot: RoomSnapshot, records: RoomR
 // Power levels: one write per room
 
 function planLevels(
-  desired: ReadonlyMap<string, { level: number; cause: WikiCause }>,
+  desired: ReadonlyMap<string, DesiredLevel>,
   snapshot: RoomSnapshot,
   records: ReadonlyMap<string, LevelRecord>,
   power: Power,
@@ -352,7 +357,7 @@ function currentBan(snapshot: RoomSnapshot, userId: string): { reason?: string |
 }
 
 function planBans(
-  desired: ReadonlyMap<string, { reason: string; cause: WikiCause }>,
+  desired: ReadonlyMap<string, DesiredBan>,
   snapshot: RoomSnapshot,
   records: ReadonlyMap<string, BanRecord>,
   power: Power,
@@ -451,12 +456,12 @@ function reconcileSuspensions(desired: DesiredState, actual: ActualState, index:
   return actions;
 }
 
-function sameRule(current: Record<string, unknown> | undefined, content: { entity: string; recommendation: string; reason: string }): boolean {
+function sameRule(current: Record<string, unknown> | undefined, content: PolicyRuleContent): boolean {
   return current?.entity === content.entity && current.recommendation === content.recommendation && current.reason === content.reason;
 }
 
 function reconcilePolicyList(
-  rules: ReadonlyMap<string, { entity: string; content: { entity: string; recommendation: 'm.ban'; reason: string }; cause: WikiCause }>,
+  rules: ReadonlyMap<string, DesiredRule>,
   snapshot: RoomSnapshot,
   records: ReadonlyMap<string, PolicyRuleRecord>,
   inScope: (userId: string) => boolean,
@@ -502,63 +507,72 @@ export function isMatrixChange(action: Action): boolean {
   return action.kind !== 'report' && action.kind !== 'forget';
 }
 
-const same = (a: RecordRef) => (r: { roomId?: string; userId?: string; stateKey?: string }) =>
-  ('roomId' in a ? r.roomId === a.roomId : true) && ('userId' in a ? r.userId === a.userId : true) && ('stateKey' in a ? r.stateKey === a.stateKey : true);
+const inRoom = (r: { roomId: string; userId: string }) => `${r.roomId} ${r.userId}`;
+
+function keyed<T>(list: readonly T[], key: (record: T) => string): Map<string, T> {
+  return new Map(list.map((record) => [key(record), record]));
+}
 
 /**
  * The records after `actions` were carried out: what the store must write once each action has
- * succeeded (an action that failed leaves its record as it was).
+ * succeeded (an action that failed leaves its record as it was). One record per room and user
+ * (per room and state key for policy rules, per user for suspensions); the latest action wins.
  */
 export function recordsAfter(records: OwnershipRecords, actions: readonly Action[]): OwnershipRecords {
-  let { bans, levels, invites, policyRules, suspensions } = records;
-  const without = <T extends { roomId?: string; userId?: string; stateKey?: string }>(list: readonly T[], ref: RecordRef) => list.filter((r) => !same(ref)(r));
-  for (const action of actions) {
-    switch (action.kind) {
+  const bans = keyed(records.bans, inRoom);
+  const levels = keyed(records.levels, inRoom);
+  const invites = keyed(records.invites, inRoom);
+  const policyRules = keyed(records.policyRules, (r) => `${r.roomId} ${r.stateKey}`);
+  const suspensions = keyed(records.suspensions, (r) => r.userId);
+  for (const a of actions) {
+    switch (a.kind) {
       case 'ban':
-        bans = [...without(bans, { type: 'ban', roomId: action.roomId, userId: action.userId }), { roomId: action.roomId, userId: action.userId, cause: action.cause }];
+        bans.set(inRoom(a), { roomId: a.roomId, userId: a.userId, cause: a.cause });
         break;
       case 'unban':
-        bans = without(bans, { type: 'ban', roomId: action.roomId, userId: action.userId });
+        bans.delete(inRoom(a));
         break;
       case 'set_power_levels':
-        for (const change of action.changes) {
-          levels = without(levels, { type: 'level', roomId: action.roomId, userId: change.userId });
-          if (change.to !== null) levels = [...levels, { roomId: action.roomId, userId: change.userId, level: change.to, cause: change.cause }];
+        for (const { userId, to, cause } of a.changes) {
+          const key = inRoom({ roomId: a.roomId, userId });
+          if (to === null) levels.delete(key);
+          else levels.set(key, { roomId: a.roomId, userId, level: to, cause });
         }
         break;
       case 'invite':
-        invites = [...without(invites, { type: 'invite', roomId: action.roomId, userId: action.userId }), { roomId: action.roomId, userId: action.userId, cause: action.cause }];
+        invites.set(inRoom(a), { roomId: a.roomId, userId: a.userId, cause: a.cause });
         break;
       case 'kick':
-        invites = without(invites, { type: 'invite', roomId: action.roomId, userId: action.userId });
+        invites.delete(inRoom(a));
         break;
       case 'suspend':
-        suspensions = [...without(suspensions, { type: 'suspension', userId: action.userId }), { userId: action.userId, cause: action.cause }];
+        suspensions.set(a.userId, { userId: a.userId, cause: a.cause });
         break;
       case 'unsuspend':
-        suspensions = without(suspensions, { type: 'suspension', userId: action.userId });
+        suspensions.delete(a.userId);
         break;
       case 'publish_policy':
-        policyRules = [
-          ...without(policyRules, { type: 'policy_rule', roomId: action.roomId, stateKey: action.stateKey }),
-          { roomId: action.roomId, stateKey: action.stateKey, entity: action.content.entity, cause: action.cause },
-        ];
+        policyRules.set(`${a.roomId} ${a.stateKey}`, { roomId: a.roomId, stateKey: a.stateKey, entity: a.content.entity, cause: a.cause });
         break;
       case 'retract_policy':
-        policyRules = without(policyRules, { type: 'policy_rule', roomId: action.roomId, stateKey: action.stateKey });
+        policyRules.delete(`${a.roomId} ${a.stateKey}`);
         break;
       case 'forget': {
-        const ref = action.record;
-        if (ref.type === 'ban') bans = without(bans, ref);
-        else if (ref.type === 'level') levels = without(levels, ref);
-        else if (ref.type === 'invite') invites = without(invites, ref);
-        else if (ref.type === 'policy_rule') policyRules = without(policyRules, ref);
-        else suspensions = without(suspensions, ref);
+        const ref = a.record;
+        if (ref.type === 'policy_rule') policyRules.delete(`${ref.roomId} ${ref.stateKey}`);
+        else if (ref.type === 'suspension') suspensions.delete(ref.userId);
+        else ({ ban: bans, level: levels, invite: invites } as const)[ref.type].delete(inRoom(ref));
         break;
       }
       case 'report':
         break;
     }
   }
-  return { bans, levels, invites, policyRules, suspensions };
+  return {
+    bans: [...bans.values()],
+    levels: [...levels.values()],
+    invites: [...invites.values()],
+    policyRules: [...policyRules.values()],
+    suspensions: [...suspensions.values()],
+  };
 }
