@@ -1,4 +1,5 @@
 import type { Config } from '../config/load.ts';
+import type { Database } from '../db/index.ts';
 import { createApp } from '../http/app.ts';
 import { listen, type RunningServer } from '../http/server.ts';
 import type { Logger } from '../log.ts';
@@ -7,6 +8,7 @@ import { openMigratedDatabase } from './common.ts';
 
 export interface Service {
   url: string;
+  db: Database;
   stop(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function startService(config: Config, log: Logger, options: Service
   log.info({ listening: running.url, issuer: config.http.public_url }, 'serving');
   return {
     url: running.url,
+    db,
     async stop() {
       await running.close(config.http.shutdown_grace * 1000);
       await oidc.stop();

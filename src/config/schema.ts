@@ -198,7 +198,7 @@ const admin = z
 
 const logging = z
   .strictObject({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Minimum level logged.'),
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Minimum level logged.'),
   })
   .describe('Structured JSON logs on stdout.');
 

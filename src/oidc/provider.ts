@@ -6,6 +6,7 @@ import type { AccountRepository } from '../identity/accounts.ts';
 import type { WikiProfileStore } from '../login/store.ts';
 import type { Logger } from '../log.ts';
 import type { Problem } from '../views/index.ts';
+import { VERSION } from '../version.ts';
 import type { Pages } from './pages.ts';
 
 /**
@@ -73,7 +74,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     scopes: SCOPES,
     features: {
       devInteractions: { enabled: false },
-      revocation: { enabled: true },
+      // A client may revoke only the tokens issued to it.
+      revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       userinfo: { enabled: true },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
@@ -127,6 +129,15 @@ export function createProvider(deps: ProviderDeps): Provider {
       else log.info({ error: out.error, description: out.error_description }, 'refused an invalid request');
       pages.send(ctx, 'error', { problem, requestId: (ctx as KoaContextWithOIDC).state?.requestId });
       ctx.status = status;
+    },
+    // The provider's only outbound requests are back-channel logouts to URIs the operator configured
+    // (clients are static; no dynamic registration, request_uri or client JWKS URIs). Homeservers
+    // commonly sit on loopback or a private network, which oidc-provider's SSRF guard refuses.
+    fetch: (url, options) => {
+      const { dispatcher: _ssrfGuard, ...rest } = options as RequestInit & { dispatcher?: unknown };
+      const headers = new Headers(rest.headers);
+      headers.set('user-agent', `wiki-matrix-sso/${VERSION}`);
+      return globalThis.fetch(url, { ...rest, headers });
     },
     clientBasedCORS: () => false,
     discovery: { claim_types_supported: ['normal'], ui_locales_supported: ['en', 'de', 'fr', 'he'] },

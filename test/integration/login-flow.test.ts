@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as jose from 'jose';
+import * as client from 'openid-client';
+import { Browser } from '../support/browser.ts';
+import { HOMESERVER, RP_CALLBACK, RP_LOGGED_OUT, RelyingParty, continueToWiki, editor, startStack, type Stack } from '../support/login-stack.ts';
+import { backends } from '../support/backends.ts';
+
+async function accountCount(stack: Stack): Promise<number> {
+  const { rows } = await stack.service.db.query<{ n: number }>('SELECT count(*)::int AS n FROM accounts');
+  return rows[0]!.n;
+}
+
+for (const backend of backends()) {
+  describe(`sign-in through the provider on ${backend.name}`, () => {
+    let stack: Stack;
+    let rp: RelyingParty;
+    let disposeDb: (() => Promise<void>) | undefined;
+
+    before(async () => {
+      let databaseUrl: string | undefined;
+      if (backend.name === 'postgres') {
+        const db = await backend.open({ migrated: false });
+        databaseUrl = db.url;
+        await db.close();
+        disposeDb = () => db.dispose();
+      }
+      stack = await startStack({ ...(databaseUrl && { databaseUrl }) });
+      rp = await RelyingParty.discover(stack.issuer);
+    });
+    after(async () => {
+      await stack.stop();
+      await disposeDb?.();
+    });
+
+    test('the full flow: PKCE to the wiki, id token on the JWKS, userinfo, refresh, revocation, logout', async () => {
+      stack.wiki.login = { user: editor() };
+      const browser = new Browser();
+      const { request, back } = await rp.signIn(browser);
+      assert.ok(back.location?.href.startsWith(RP_CALLBACK), `expected the relying party's callback, got ${back.location}`);
+
+      const authorize = stack.wiki.requestsTo('authorize').at(-1)!;
+      assert.equal(authorize.query.code_challenge_method, 'S256');
+      assert.match(authorize.query.code_challenge!, /^[A-Za-z0-9_-]{43}$/);
+      assert.equal(authorize.query.redirect_uri, `${stack.issuer}/wiki/callback`);
+      assert.match(String(stack.wiki.requestsTo('token').at(-1)!.headers['user-agent']), /^wiki-matrix-sso\/\S+ \(tests@example\.org\)/);
+
+      const tokens = await rp.exchange(back.location!, request);
+      const jwks = jose.createRemoteJWKSet(new URL(rp.config.serverMetadata().jwks_uri!));
+      const { payload, protectedHeader } = await jose.jwtVerify(tokens.id_token!, jwks, { issuer: stack.issuer, audience: HOMESERVER.client_id });
+      assert.equal(protectedHeader.alg, 'RS256');
+      assert.equal(payload.sub, '4242');
+      assert.equal(payload.nonce, request.nonce);
+      assert.equal(typeof payload.sid, 'string');
+      assert.equal(payload.name, undefined, 'profile claims come from userinfo, not the id token');
+
+      const userinfo = await client.fetchUserInfo(rp.config, tokens.access_token, '4242');
+      assert.deepEqual(userinfo, {
+        sub: '4242',
+        name: 'Jimbo Wales',
+        preferred_username: 'jimbo_wales',
+        email: 'jimbo@example.org',
+        email_verified: true,
+        wiki_username: 'Jimbo Wales',
+        groups: ['sysop'],
+        editcount: 1200,
+        registered: '2004-01-01T00:00:00.000Z',
+      });
+
+      assert.ok(tokens.refresh_token, 'a refresh token is issued');
+      const refreshed = await client.refreshTokenGrant(rp.config, tokens.refresh_token!);
+      assert.notEqual(refreshed.access_token, tokens.access_token);
+      assert.equal((await client.fetchUserInfo(rp.config, refreshed.access_token, '4242')).sub, '4242');
+
+      await client.tokenRevocation(rp.config, refreshed.access_token);
+      await assert.rejects(client.fetchUserInfo(rp.config, refreshed.access_token, '4242'), /WWW-Authenticate|invalid_token/);
+
+      const logoutUrl = client.buildEndSessionUrl(rp.config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: RP_LOGGED_OUT, state: 'bye' });
+      const confirm = await browser.follow(logoutUrl);
+      assert.equal(confirm.status, 200);
+      assert.match(confirm.body, /Sign out/);
+      assert.match(confirm.headers.get('content-security-policy')!, /default-src 'none'/);
+      const done = await browser.submit(confirm, /^Yes/, { stopAt: (u) => u.href.startsWith(RP_LOGGED_OUT) });
+      assert.equal(done.location?.searchParams.get('state'), 'bye');
+
+      // Back-channel logout: the homeserver is told which session ended (Synapse needs `sid`).
+      const logoutToken = stack.backchannel.tokens.at(-1);
+      assert.ok(logoutToken, 'a logout token was sent to the back-channel logout URI');
+      const logout = await jose.jwtVerify(logoutToken, jwks, { issuer: stack.issuer, audience: HOMESERVER.client_id });
+      assert.equal(logout.payload.sid, payload.sid);
+      assert.equal(logout.payload.sub, '4242');
+      assert.ok((logout.payload.events as Record<string, unknown>)['http://schemas.openid.net/event/backchannel-logout']);
+      assert.equal(await accountCount(stack), 1);
+    });
+
+    test('a second sign-in after a wiki rename keeps the Matrix localpart and updates the name', async () => {
+      stack.wiki.login = { user: editor({ username: 'Jimbo Wales II' }) };
+      const { request, back } = await rp.signIn(new Browser());
+      const tokens = await rp.exchange(back.location!, request);
+      const userinfo = await client.fetchUserInfo(rp.config, tokens.access_token, '4242');
+      assert.equal(userinfo.name, 'Jimbo Wales II');
+      assert.equal(userinfo.preferred_username, 'jimbo_wales');
+    });
+
+    test('two people whose names map to the same localpart get distinct ones', async () => {
+      stack.wiki.login = { user: editor({ centralId: 5001, username: 'Same Name' }) };
+      const first = await rp.signIn(new Browser());
+      const a = await client.fetchUserInfo(rp.config, (await rp.exchange(first.back.location!, first.request)).access_token, '5001');
+      stack.wiki.login = { user: editor({ centralId: 5002, username: 'Same name' }) };
+      const second = await rp.signIn(new Browser());
+      const b = await client.fetchUserInfo(rp.config, (await rp.exchange(second.back.location!, second.request)).access_token, '5002');
+      assert.equal(a.preferred_username, 'same_name');
+      assert.equal(b.preferred_username, 'same_name_2');
+    });
+  });
+}
+
+describe('refusals', () => {
+  let stack: Stack;
+  let rp: RelyingParty;
+  before(async () => {
+    stack = await startStack({
+      config: { login: { blocked: 'any', min_edit_count: 10, min_account_age_days: 30, forbidden_groups: ['bot'], required_groups: [] } },
+      clients: [
+        { ...HOMESERVER, client_name: 'Example Homeserver', redirect_uris: [RP_CALLBACK], skip_consent: true, scopes: ['openid', 'profile', 'email', 'wiki'] },
+        { client_id: 'public-app', token_endpoint_auth_method: 'none', redirect_uris: [RP_CALLBACK], scopes: ['openid', 'profile'] },
+        { client_id: 'tool', client_name: 'Third-party tool', client_secret: 'tool-secret', redirect_uris: [RP_CALLBACK], scopes: ['openid', 'profile', 'wiki'] },
+      ],
+    });
+    rp = await RelyingParty.discover(stack.issuer);
+  });
+  after(() => stack.stop());
+
+  const denied: Array<[string, Partial<Parameters<typeof editor>[0]> | null, RegExp, number]> = [
+    ['an unattached account', { centralId: 0 }, /not attached|global account/i, 403],
+    ['a hidden account', { hidden: true }, /hidden/i, 403],
+    ['a blocked account', { blocked: true }, /blocked/i, 403],
+    ['too few edits', { editCount: 3 }, /10 edits/, 403],
+    ['an account too new', { registered: new Date(Date.now() - 86_400_000).toISOString().replace(/\D/g, '').slice(0, 14) }, /30 days/, 403],
+    ['a forbidden group', { groups: ['bot'] }, /bot/, 403],
+  ];
+  for (const [name, overrides, message, status] of denied) {
+    test(`refuses ${name}: a clear page, access_denied for the app, and no account`, async () => {
+      const before = await accountCount(stack);
+      stack.wiki.login = { user: editor({ centralId: 7000 + before, username: `Refused ${name}`, ...overrides }) };
+      const browser = new Browser();
+      const { request, back } = await rp.signIn(browser);
+      assert.equal(back.status, status, back.body.slice(0, 300));
+      assert.match(back.body, message);
+      const returned = await browser.submit(back, /^Return to Example Homeserver/, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+      assert.equal(returned.location?.searchParams.get('error'), 'access_denied');
+      assert.equal(returned.location?.searchParams.get('state'), request.state);
+      assert.equal(await accountCount(stack), before);
+    });
+  }
+
+  test('cancelling on the wiki returns access_denied', async () => {
+    stack.wiki.login = { user: editor(), approve: false };
+    const browser = new Browser();
+    const { back } = await rp.signIn(browser);
+    assert.match(back.body, /cancel/i);
+    const returned = await browser.submit(back, /^Return to/, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+    assert.equal(returned.location?.searchParams.get('error'), 'access_denied');
+  });
+
+  test('a wrong or prefix-extended redirect_uri is refused on a page, never redirected to', async () => {
+    for (const redirect of ['http://127.0.0.1:9/evil', `${RP_CALLBACK}/../evil`, `${RP_CALLBACK}x`, `${RP_CALLBACK}?next=x`]) {
+      const { url } = await rp.authorizationRequest({ redirect_uri: redirect });
+      const page = await new Browser().request(url);
+      assert.equal(page.status, 400, redirect);
+      assert.equal(page.location, undefined);
+      assert.match(page.body, /<html/);
+    }
+  });
+
+  test('a public client must use PKCE', async () => {
+    const pub = await RelyingParty.discover(stack.issuer, 'public-app', undefined);
+    const { url } = await pub.authorizationRequest({ scope: 'openid' }, { pkce: false });
+    const hop = await new Browser().request(url);
+    assert.equal(hop.location?.searchParams.get('error'), 'invalid_request');
+    assert.match(hop.location!.searchParams.get('error_description')!, /PKCE/);
+  });
+
+  test('a forged wiki state, a replayed wiki callback and a replayed code are refused', async () => {
+    stack.wiki.login = { user: editor({ centralId: 8001, username: 'Replay Tester' }) };
+    const browser = new Browser();
+    const request = await rp.authorizationRequest();
+    const page = await browser.follow(request.url);
+    const toWiki = await browser.submit(page, /^Continue with/, { stopAt: (u) => u.pathname.endsWith('/wiki/callback') });
+    const callback = toWiki.location!;
+
+    const forged = new URL(callback);
+    forged.searchParams.set('state', 'forged-state');
+    const forgedHop = await browser.request(forged);
+    assert.equal(forgedHop.status, 400);
+    assert.match(forgedHop.body, /expired or was already used/);
+
+    const first = await browser.follow(callback, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+    assert.ok(first.location?.href.startsWith(RP_CALLBACK));
+    const replay = await browser.request(callback);
+    assert.equal(replay.status, 400);
+
+    await rp.exchange(first.location!, request);
+    await assert.rejects(rp.exchange(first.location!, request), (error: { error?: string }) => error.error === 'invalid_grant');
+  });
+
+  test('a wiki callback in another browser (no binding cookie) is refused', async () => {
+    stack.wiki.login = { user: editor({ centralId: 8002, username: 'Cross Browser' }) };
+    const browser = new Browser();
+    const page = await browser.follow((await rp.authorizationRequest()).url);
+    const toWiki = await browser.submit(page, /^Continue with/, { stopAt: (u) => u.pathname.endsWith('/wiki/callback') });
+    const other = await new Browser().request(toWiki.location!);
+    assert.equal(other.status, 400);
+  });
+
+  test('a tampered interaction cookie ends in a clear page', async () => {
+    const browser = new Browser();
+    const page = await browser.follow((await rp.authorizationRequest()).url);
+    for (const cookie of browser.cookies) cookie.value = `${cookie.value.slice(0, -2)}xx`;
+    const hop = await browser.request(page.url);
+    assert.equal(hop.status, 400);
+    assert.match(hop.body, /expired or was already used/);
+  });
+
+  test('a third-party client shows the consent page; allowing it completes the sign-in', async () => {
+    stack.wiki.login = { user: editor({ centralId: 8100, username: 'Consenting Adult' }) };
+    const tool = await RelyingParty.discover(stack.issuer, 'tool', 'tool-secret');
+    const browser = new Browser();
+    const request = await tool.authorizationRequest({ scope: 'openid profile wiki' });
+    const consent = await continueToWiki(browser, await browser.follow(request.url), RP_CALLBACK);
+    assert.equal(consent.status, 200);
+    assert.match(consent.body, /Third-party tool/);
+    const back = await browser.submit(consent, /^Allow/, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+    const tokens = await tool.exchange(back.location!, request);
+    const info = await client.fetchUserInfo(tool.config, tokens.access_token, '8100');
+    assert.equal(info.wiki_username, 'Consenting Adult');
+    assert.equal(info.email, undefined, 'no email scope, no email');
+  });
+
+  test('the wiki being down gives a page and temporarily_unavailable for the app', async () => {
+    stack.wiki.login = { user: editor({ centralId: 8200, username: 'Unlucky' }) };
+    stack.wiki.fault('token', { kind: 'status', status: 503, body: 'down' }, 1);
+    const browser = new Browser();
+    const { back } = await rp.signIn(browser);
+    assert.equal(back.status, 502);
+    const returned = await browser.submit(back, /^Return to/, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+    assert.equal(returned.location?.searchParams.get('error'), 'temporarily_unavailable');
+  });
+});
