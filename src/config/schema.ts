@@ -1,6 +1,7 @@
 // The whole configuration as one schema. Descriptions here are the documentation: they generate
 // config/config.schema.json, the commented sample (`config generate`) and the README reference.
 import { z } from 'zod';
+import { moderationConfigSchema } from '../moderation/config.ts';
 
 /**
  * A secret may be given inline (`name`) or read from a file (`name_file`), never both.
@@ -177,6 +178,10 @@ const matrix = z
       .regex(/^[A-Za-z0-9.:\[\]-]+$/, 'expected a server name such as example.org or example.org:8448')
       .describe('The homeserver\'s server name (the part after ":" in Matrix IDs).'),
     ...secretPair('access_token', 'the access token of the service\'s bot account'),
+    user_id: z.string().regex(/^@[^:]+:.+$/, 'expected a Matrix ID such as @wikibot:example.org').optional().describe('The bot\'s Matrix ID; asked of the homeserver (whoami) when not given.'),
+    request_timeout: duration('Timeout for each request to the homeserver', 30),
+    max_attempts: z.number().int().min(1).default(5).describe('Tries per homeserver request on transient failures (5xx, network).'),
+    max_rate_limit_wait: duration('Longest rate-limit wait (M_LIMIT_EXCEEDED retry_after_ms) honoured in place before giving up until the next pass', 60),
   })
   .superRefine(exactlyOneOf('access_token', false))
   .describe('The Matrix homeserver whose users this service identifies and moderates.');
@@ -186,6 +191,16 @@ const sync = z
     enabled: z.boolean().default(false).describe('Run moderation mirroring in the worker.'),
     dry_run: z.boolean().default(true).describe('Plan and record actions without changing anything in Matrix.'),
     full_pass_interval: duration('Interval between full reconciliation passes', 3600),
+    poll_interval: duration('Interval between polls of the wiki\'s block, rights and global account logs', 30),
+    event_streams: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe('Also listen to Wikimedia EventStreams for block, rights and lock events as they happen (polling keeps working without it).'),
+        url: url.default('https://stream.wikimedia.org/v2/stream/recentchange').describe('The recentchange stream.'),
+        wiki: z.string().min(1).optional().describe('Only events of this wiki (the `wiki` field, e.g. `metawiki`); all wikis when not set.'),
+      })
+      .default({ enabled: false, url: 'https://stream.wikimedia.org/v2/stream/recentchange' })
+      .describe('Real-time triggers from EventStreams (Server-Sent Events, resumed with Last-Event-ID).'),
+    moderation_room: z.string().regex(/^!.+/, 'expected a room id such as !abc:example.org').optional().describe('Room where a concise notice of each batch of mirrored actions is posted.'),
   })
   .describe('Moderation mirroring.');
 
@@ -213,6 +228,7 @@ export const configSchema = z
     pages: pages.default(() => pages.parse({})),
     matrix,
     sync: sync.default(() => sync.parse({})),
+    moderation: moderationConfigSchema.default(() => moderationConfigSchema.parse({})),
     admin: admin.default(() => admin.parse({})),
     logging: logging.default(() => logging.parse({})),
   })
