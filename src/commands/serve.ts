@@ -32,7 +32,7 @@ export async function startService(config: Config, log: Logger, options: Service
       routes: oidc.routes,
       fallback: oidc.fallback,
     });
-    running = await listen(app, config.http.host, config.http.port);
+    running = await listen(app, config.http.host, config.http.port, config.http.tls);
   } catch (error) {
     await oidc?.stop();
     await db.close();

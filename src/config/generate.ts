@@ -47,20 +47,23 @@ export function renderSample(values: SampleValues = devSampleValues()): string {
   return [...header, ...renderObject(root, '', 0, values)].join('\n') + '\n';
 }
 
-function renderObject(schema: JsonSchema, path: string, depth: number, values: SampleValues): string[] {
+function renderObject(schema: JsonSchema, path: string, depth: number, values: SampleValues, commented = false): string[] {
   const lines: string[] = [];
   const indent = '  '.repeat(depth);
+  const off = commented ? '# ' : '';
   for (const [key, prop] of Object.entries(schema.properties ?? {})) {
     const at = path ? `${path}.${key}` : key;
     if (lines.length > 0 && depth === 0) lines.push('');
     for (const line of wrap(prop.description ?? '', 96 - indent.length)) lines.push(`${indent}# ${line}`);
     if (prop.properties) {
-      lines.push(`${indent}${key}:`);
-      lines.push(...renderObject(prop, at, depth + 1, values));
+      // An optional section without defaults is shown whole but commented out: present, it must be complete.
+      const optional = prop.default === undefined && !(schema.required ?? []).includes(key) && !(at in values);
+      lines.push(`${indent}${off || (optional ? '# ' : '')}${key}:`);
+      lines.push(...renderObject(prop, at, depth + 1, values, commented || optional));
     } else if (at in values) {
-      lines.push(...yamlEntry(indent, key, values[at]));
+      lines.push(...yamlEntry(indent + off, key, values[at]));
     } else if (prop.default !== undefined) {
-      lines.push(...yamlEntry(indent, key, prop.default));
+      lines.push(...yamlEntry(indent + off, key, prop.default));
     } else {
       lines.push(`${indent}# ${key}: ${placeholder(prop)}`);
     }

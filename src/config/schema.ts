@@ -40,6 +40,13 @@ const http = z
       .refine((u) => !URL.canParse(u) || (new URL(u).pathname === '/' && !new URL(u).search), 'expected an origin without a path, e.g. https://sso.example.org')
       .default('http://127.0.0.1:8080')
       .describe('The URL at which relying parties and browsers reach this service; it is the OpenID Connect issuer. Must be https in production (Matrix Authentication Service refuses http issuers).'),
+    tls: z
+      .strictObject({
+        cert_file: z.string().min(1).describe('PEM certificate chain.'),
+        key_file: z.string().min(1).describe('PEM private key.'),
+      })
+      .optional()
+      .describe('Serve HTTPS directly instead of behind a TLS-terminating proxy.'),
     trust_proxy: z.boolean().default(false).describe('Trust X-Forwarded-* headers from a reverse proxy (needed for secure cookies behind TLS termination).'),
     shutdown_grace: duration('How long a graceful shutdown waits for in-flight requests', 10),
   })

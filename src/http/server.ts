@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type Koa from 'koa';
 
@@ -16,8 +18,24 @@ export interface RunningServer {
   close(graceMs: number): Promise<void>;
 }
 
-export async function listen(app: Koa, host: string, port: number): Promise<RunningServer> {
-  const server = createServer(app.callback());
+export interface TlsFiles {
+  cert_file: string;
+  key_file: string;
+}
+
+function readTls(tls: TlsFiles): { cert: Buffer; key: Buffer } {
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new ListenError(`cannot read the TLS ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    }
+  };
+  return { cert: read(tls.cert_file, 'certificate'), key: read(tls.key_file, 'key') };
+}
+
+export async function listen(app: Koa, host: string, port: number, tls?: TlsFiles): Promise<RunningServer> {
+  const server: Server = tls ? createTlsServer(readTls(tls), app.callback()) : createServer(app.callback());
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -33,7 +51,7 @@ export async function listen(app: Koa, host: string, port: number): Promise<Runn
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     server,
-    url: `http://${shownHost}:${address.port}`,
+    url: `${tls ? 'https' : 'http'}://${shownHost}:${address.port}`,
     close(graceMs) {
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
