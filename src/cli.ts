@@ -10,6 +10,7 @@ import { startWorker } from './commands/worker.ts';
 import { configJsonSchema, renderSample } from './config/generate.ts';
 import { ConfigError, configPath, loadConfigFile, redact, type Config, type Environment } from './config/load.ts';
 import { createLogger, type Logger } from './log.ts';
+import { SigningKeyStore } from './oidc/keys.ts';
 
 const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
 
@@ -105,6 +106,46 @@ const commands: Record<string, Command> = {
       return 0;
     },
   },
+  'keys list': {
+    summary: 'List the signing keys: which sign, and until when retired ones stay published.',
+    usage: `wiki-matrix-sso keys list [--config PATH]\n\n${CONFIG_HELP}`,
+    options: configOption,
+    async run(values) {
+      const config = load(values);
+      const db = await openMigratedDatabase(config, createLogger('warn'));
+      try {
+        const keys = new SigningKeyStore(db, { secret: config.oidc.key_encryption_secret });
+        await keys.ensure();
+        for (const key of await keys.list()) {
+          const state = key.retireAfter ? `retired, published until ${key.retireAfter.toISOString()}` : 'signing';
+          process.stdout.write(`${key.kid}  ${key.alg}  created ${key.createdAt.toISOString()}  ${state}\n`);
+        }
+      } finally {
+        await db.close();
+      }
+      return 0;
+    },
+  },
+  'keys rotate': {
+    summary: 'Add new signing keys; old ones stay published until every token they signed has expired.',
+    usage: `wiki-matrix-sso keys rotate [--config PATH]\n\n${CONFIG_HELP}\n\nRunning serve processes load keys at start: restart them after rotating.`,
+    options: configOption,
+    async run(values) {
+      const config = load(values);
+      const db = await openMigratedDatabase(config, createLogger('warn'));
+      try {
+        const keys = new SigningKeyStore(db, { secret: config.oidc.key_encryption_secret });
+        await keys.ensure();
+        const { added, retired, pruned } = await keys.rotate({ maxTokenLifetimeSeconds: Math.max(config.oidc.ttl.id_token, config.oidc.ttl.access_token) });
+        process.stdout.write(
+          [`added:   ${added.join(', ') || '-'}`, `retired: ${retired.join(', ') || '-'}`, `pruned:  ${pruned.join(', ') || '-'}`, 'Restart the serve processes so that they sign with the new keys.', ''].join('\n'),
+        );
+      } finally {
+        await db.close();
+      }
+      return 0;
+    },
+  },
   'config check': {
     summary: 'Validate a configuration file without starting anything.',
     usage: `wiki-matrix-sso config check [--config PATH | PATH]\n\n${CONFIG_HELP}`,
@@ -167,7 +208,8 @@ function overview(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const name = argv[0] === 'config' && argv[1] && !argv[1].startsWith('-') ? `config ${argv[1]}` : argv[0];
+  const grouped = (argv[0] === 'config' || argv[0] === 'keys') && argv[1] && !argv[1].startsWith('-');
+  const name = grouped ? `${argv[0]} ${argv[1]}` : argv[0];
   const rest = argv.slice(name?.includes(' ') ? 2 : 1);
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(overview());
