@@ -5,6 +5,8 @@ import * as client from 'openid-client';
 import { Browser } from '../support/browser.ts';
 import { HOMESERVER, RP_CALLBACK, RP_LOGGED_OUT, RelyingParty, continueToWiki, editor, startStack, type Stack } from '../support/login-stack.ts';
 import { backends } from '../support/backends.ts';
+import { mediawikiAvailable, startWiki, type TestWiki } from '../support/mediawiki.ts';
+import { skipUnless } from '../support/real-parts.ts';
 
 async function accountCount(stack: Stack): Promise<number> {
   const { rows } = await stack.service.db.query<{ n: number }>('SELECT count(*)::int AS n FROM accounts');
@@ -245,5 +247,55 @@ describe('refusals', () => {
     assert.equal(back.status, 502);
     const returned = await browser.submit(back, /^Return to/, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
     assert.equal(returned.location?.searchParams.get('error'), 'temporarily_unavailable');
+  });
+});
+
+describe('login rules that need more than the profile', () => {
+  test('required groups: only members of one of them may sign in', async () => {
+    const stack = await startStack({ config: { login: { required_groups: ['steward', 'checkuser'] } } });
+    try {
+      const rp = await RelyingParty.discover(stack.issuer);
+      stack.wiki.login = { user: editor({ centralId: 9001, username: 'Ordinary', groups: [] }) };
+      const refused = await rp.signIn(new Browser());
+      assert.equal(refused.back.status, 403);
+      assert.match(refused.back.body, /<bdi>steward<\/bdi> or <bdi>checkuser<\/bdi>/);
+      stack.wiki.login = { user: editor({ centralId: 9002, username: 'Checker', groups: ['checkuser'] }) };
+      const allowed = await rp.signIn(new Browser());
+      assert.ok(allowed.back.location?.href.startsWith(RP_CALLBACK));
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  describe('blocked: sitewide asks the real wiki whether a block is sitewide', { skip: skipUnless(mediawikiAvailable()) }, () => {
+    let wiki: TestWiki;
+    let stack: Stack;
+    before(async () => {
+      wiki = await startWiki();
+      for (const name of ['Partly Blocked', 'Fully Blocked']) await wiki.createUser(name, 'correct horse battery');
+      await wiki.adminRequest({ action: 'edit', title: 'Contested page', text: 'x', summary: 'test page' }, { token: 'csrf' });
+      await wiki.block('Partly Blocked', { partial: true, pages: ['Contested page'], reason: 'edit war' });
+      await wiki.block('Fully Blocked', { reason: 'vandalism' });
+      stack = await startStack({ config: { login: { blocked: 'sitewide' }, wiki: { api_url: wiki.apiUrl } } });
+    });
+    after(async () => {
+      await stack?.stop();
+      await wiki?.stop();
+    });
+
+    test('a partially blocked account signs in; a sitewide blocked one is refused', async () => {
+      const rp = await RelyingParty.discover(stack.issuer);
+      // The OAuth profile says `blocked: true` for both, as MediaWiki does for any block.
+      stack.wiki.login = { user: editor({ centralId: 9101, username: 'Partly Blocked', blocked: true }) };
+      const partly = await rp.signIn(new Browser());
+      assert.ok(partly.back.location?.href.startsWith(RP_CALLBACK), partly.back.body.slice(0, 300));
+
+      stack.wiki.login = { user: editor({ centralId: 9102, username: 'Fully Blocked', blocked: true }) };
+      const fully = await rp.signIn(new Browser());
+      assert.equal(fully.back.status, 403);
+      assert.match(fully.back.body, /blocked/i);
+      const { rows } = await stack.service.db.query<{ username: string }>('SELECT username FROM accounts ORDER BY username');
+      assert.deepEqual(rows.map((r) => r.username), ['Partly Blocked']);
+    });
   });
 });
