@@ -24,7 +24,6 @@ export function createLogger(level: string, destination?: pino.DestinationStream
           '*.id_token',
           '*.code',
           '*.token',
-          'config.database.url',
         ],
         censor: '[redacted]',
       },

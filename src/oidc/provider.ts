@@ -86,6 +86,8 @@ export function createProvider(deps: ProviderDeps): Provider {
         postLogoutSuccessSource: async (ctx) => pages.send(ctx, 'logged-out', {}),
       },
     },
+    // The authorization code flow only: no implicit or hybrid responses.
+    responseTypes: ['code'],
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     // Refresh tokens for every client allowed the grant, not only those asking for offline_access:
     // MAS and tools refresh their access tokens; the grant still ends when the session does.

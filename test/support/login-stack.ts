@@ -1,7 +1,9 @@
 // The sign-in stack for tests: the service (on PGlite in memory, or a PostgreSQL database), the
 // wiki's OAuth 2 double, and openid-client as the relying party.
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
+import tls from 'node:tls';
 import * as client from 'openid-client';
 import YAML from 'yaml';
 import { parseConfig, type Config } from '../../src/config/load.ts';
@@ -28,6 +30,10 @@ export interface StackOptions {
   clients?: Array<Record<string, unknown>>;
   databaseUrl?: string;
   style?: ProfileStyle;
+  /** Serve HTTPS with this certificate (the issuer becomes https://127.0.0.1:<port>). */
+  tls?: { certFile: string; keyFile: string };
+  /** The service's port, for relying parties configured before it starts; default a free one. */
+  port?: number;
 }
 
 /** Records the logout tokens a relying party's back-channel logout endpoint receives. */
@@ -65,8 +71,8 @@ export interface Stack {
 export const HOMESERVER = { client_id: 'homeserver', client_secret: 'homeserver-secret' };
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
+  const port = options.port ?? (await freePort());
+  const issuer = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const backchannel = await backchannelRecorder();
   const wiki = await WikiOAuthDouble.start({
     consumers: [
@@ -81,7 +87,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ...(options.style && { style: options.style }),
   });
   const sections: Record<string, Record<string, unknown>> = {
-    http: { host: '127.0.0.1', port, public_url: issuer, shutdown_grace: 1 },
+    http: {
+      host: '127.0.0.1',
+      port,
+      public_url: issuer,
+      shutdown_grace: 1,
+      ...(options.tls && { tls: { cert_file: options.tls.certFile, key_file: options.tls.keyFile } }),
+    },
     database: options.databaseUrl ? { url: options.databaseUrl } : { data_dir: 'memory://' },
     oidc: {
       cookie_keys: ['test-cookie-key-0123456789-0123456789'],
@@ -117,6 +129,30 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await backchannel.close();
     },
   };
+}
+
+/**
+ * A configuration snippet the README shows operators (`config/synapse/…`, `config/mas/…`), with
+ * its `${NAME}` placeholders filled in, parsed. Tests use the shipped files so that the documented
+ * configuration is the tested one; a placeholder left unfilled or a value for none is an error.
+ */
+export function readSnippet(path: string, values: Record<string, string>): Record<string, any> {
+  const text = readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+  const unused = Object.keys(values).filter((name) => !text.includes(`\${${name}}`));
+  if (unused.length > 0) throw new Error(`${path} has no placeholder for ${unused.join(', ')}`);
+  const filled = text.replace(/\$\{([A-Z_]+)\}/g, (_, name: string) => {
+    if (!(name in values)) throw new Error(`${path}: no value for the placeholder \${${name}}`);
+    return values[name]!;
+  });
+  return YAML.parse(filled) as Record<string, any>;
+}
+
+/**
+ * Makes this process's HTTPS clients (fetch, openid-client, Browser) trust a test CA besides the
+ * system roots, as a homeserver given the CA would. Process-wide: each test file is its own process.
+ */
+export function trustTestCa(caCert: string): void {
+  tls.setDefaultCACertificates([...tls.getCACertificates('default'), caCert]);
 }
 
 export const editor = (overrides: Partial<WikiUser> = {}): WikiUser => ({

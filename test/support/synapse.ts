@@ -77,12 +77,22 @@ export function synapseAvailable(): string | undefined {
   if (!existsSync(join(venv, 'bin', 'python'))) {
     return `no Synapse venv at ${venv}: run scripts/setup-synapse.sh`;
   }
-  const libs = join(venv, 'lib');
-  const installed = readdirSync(libs).some((py) => {
+  return installedSynapseVersion() ? undefined : `matrix-synapse is not installed in ${venv}: run scripts/setup-synapse.sh`;
+}
+
+/**
+ * The version of Synapse in the venv (from its dist-info folder), known before any server
+ * starts, so that test names can carry it; undefined when it is not installed.
+ */
+export function installedSynapseVersion(): string | undefined {
+  const libs = join(synapseVenv(), 'lib');
+  if (!existsSync(libs)) return undefined;
+  for (const py of readdirSync(libs)) {
     const site = join(libs, py, 'site-packages');
-    return existsSync(site) && readdirSync(site).some((f) => f.startsWith('matrix_synapse-') && f.endsWith('.dist-info'));
-  });
-  return installed ? undefined : `matrix-synapse is not installed in ${venv}: run scripts/setup-synapse.sh`;
+    const info = existsSync(site) ? readdirSync(site).find((f) => f.startsWith('matrix_synapse-') && f.endsWith('.dist-info')) : undefined;
+    if (info) return info.slice('matrix_synapse-'.length, -'.dist-info'.length);
+  }
+  return undefined;
 }
 
 const RELAXED = { per_second: 1000, burst_count: 1000 };

@@ -1,0 +1,210 @@
+// "Sign in with Wikimedia" on a real Synapse, configured with exactly the snippets the README
+// shows (config/synapse/*.yaml, placeholders filled with this run's ports, URLs and secret):
+// Synapse discovers the service over TLS it verifies against a test CA, signs people in through
+// the service and the wiki's OAuth double, and hears of logouts over the back channel. Every
+// step goes through Synapse's own client API with a cookie-keeping browser.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Browser, type Hop } from '../support/browser.ts';
+import { continueToWiki, editor, freePort, readSnippet, startStack, trustTestCa, type Stack } from '../support/login-stack.ts';
+import { skipUnless } from '../support/real-parts.ts';
+import { installedSynapseVersion, startSynapse, synapseAvailable, type Synapse } from '../support/synapse.ts';
+import { makeTestCa, type TestCa } from '../support/tls.ts';
+import type { WikiUser } from '../support/wiki-oauth-double.ts';
+
+const unavailable = synapseAvailable();
+const skip = skipUnless(unavailable);
+const IDP = 'oidc-wikimedia';
+const SERVER_NAME = 'example.org';
+/** A client Synapse hands login tokens to directly (sso.client_whitelist, as for Element Web). */
+const ELEMENT = 'http://127.0.0.1:9/element/';
+/** A client that is not whitelisted: Synapse asks the person before handing it a login token. */
+const OTHER_CLIENT = 'http://127.0.0.1:9/other-client/';
+
+interface MatrixLogin {
+  userId: string;
+  accessToken: string;
+  deviceId: string;
+  browser: Browser;
+}
+
+describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not installed)'}`, { skip, timeout: 240_000 }, () => {
+  let ca: TestCa;
+  let secretsDir: string;
+  let synapse: Synapse;
+  let stack: Stack;
+
+  before(async () => {
+    if (unavailable) throw new Error(unavailable);
+    ca = await makeTestCa({ name: 'wiki-matrix-sso e2e CA' });
+    trustTestCa(ca.caCert);
+    secretsDir = await mkdtemp(join(tmpdir(), 'wms-synapse-login-'));
+    const secretFile = join(secretsDir, 'synapse-client-secret');
+    await writeFile(secretFile, 'synapse-client-secret-0123456789\n', { mode: 0o600 });
+    const port = await freePort();
+    const issuer = `https://127.0.0.1:${port}`;
+    synapse = await startSynapse({
+      serverName: SERVER_NAME,
+      trustedCaFile: ca.caCertPath,
+      config: readSnippet('config/synapse/oidc-provider.yaml', { ISSUER: issuer, CLIENT_SECRET_FILE: secretFile, ELEMENT_URL: ELEMENT }),
+    });
+    const client = readSnippet('config/synapse/client.yaml', { HOMESERVER_URL: synapse.baseUrl, CLIENT_SECRET_FILE: secretFile });
+    stack = await startStack({
+      port,
+      tls: { certFile: ca.certPath, keyFile: ca.keyPath },
+      clients: client.oidc.clients,
+      config: { login: { blocked: 'any' }, matrix: { server_name: SERVER_NAME } },
+    });
+    assert.equal(stack.issuer, issuer);
+  });
+
+  after(async () => {
+    await stack?.stop();
+    await synapse?.stop();
+    await ca?.dispose();
+    if (secretsDir) await rm(secretsDir, { recursive: true, force: true });
+  });
+
+  async function clientApi(path: string, init: { token?: string; method?: string; body?: unknown } = {}): Promise<{ status: number; json: any }> {
+    const headers: Record<string, string> = {};
+    if (init.token) headers.authorization = `Bearer ${init.token}`;
+    if (init.body) headers['content-type'] = 'application/json';
+    const response = await fetch(`${synapse.baseUrl}${path}`, {
+      method: init.method ?? (init.body ? 'POST' : 'GET'),
+      headers,
+      ...(init.body ? { body: JSON.stringify(init.body) } : {}),
+      signal: AbortSignal.timeout(15_000),
+    });
+    const text = await response.text();
+    return { status: response.status, json: text ? JSON.parse(text) : {} };
+  }
+
+  const admin = (path: string) => clientApi(path, { token: synapse.adminToken });
+
+  async function userIds(): Promise<string[]> {
+    const { json } = await admin('/_synapse/admin/v2/users?limit=1000&guests=false');
+    return (json.users as Array<{ name: string }>).map((u) => u.name).sort();
+  }
+
+  /** From "Sign in with Wikimedia" in a Matrix client to the page or redirect Synapse ends on. */
+  async function ssoRedirect(browser: Browser, user: WikiUser, redirectUrl: string): Promise<Hop> {
+    stack.wiki.login = { user };
+    const start = `${synapse.baseUrl}/_matrix/client/v3/login/sso/redirect/${IDP}?redirectUrl=${encodeURIComponent(redirectUrl)}`;
+    const atClient = (u: URL) => u.href.startsWith(redirectUrl);
+    const signInPage = await browser.follow(start, { stopAt: atClient });
+    assert.equal(signInPage.url.origin, stack.issuer, `Synapse should send the browser to the service, ended at ${signInPage.url}`);
+    return continueToWiki(browser, signInPage, redirectUrl);
+  }
+
+  /** Synapse's login token, from the redirect to the client or, as a person would, through its "Continue" page. */
+  function loginToken(end: Hop, redirectUrl: string): string {
+    let target = end.location;
+    if (!target) {
+      assert.equal(end.status, 200, end.body.slice(0, 500));
+      assert.match(end.body, /Continue to your account/);
+      const link = /<a href="([^"]+)" class="primary-button">/.exec(end.body)?.[1];
+      assert.ok(link, 'Synapse\'s confirmation page links to the client');
+      target = new URL(link.replace(/&amp;/g, '&'));
+    }
+    assert.ok(target.href.startsWith(redirectUrl), `expected a redirect to ${redirectUrl}, got ${target}`);
+    const token = target.searchParams.get('loginToken');
+    assert.ok(token, `no loginToken in ${target}`);
+    return token;
+  }
+
+  async function signIn(user: WikiUser, redirectUrl = ELEMENT, browser = new Browser()): Promise<MatrixLogin> {
+    const end = await ssoRedirect(browser, user, redirectUrl);
+    const token = loginToken(end, redirectUrl);
+    const login = await clientApi('/_matrix/client/v3/login', { body: { type: 'm.login.token', token } });
+    assert.equal(login.status, 200, JSON.stringify(login.json));
+    return { userId: login.json.user_id, accessToken: login.json.access_token, deviceId: login.json.device_id, browser };
+  }
+
+  const whoami = (token: string) => clientApi('/_matrix/client/v3/account/whoami', { token });
+  const displayName = async (userId: string) => (await clientApi(`/_matrix/client/v3/profile/${encodeURIComponent(userId)}/displayname`)).json.displayname;
+
+  let first: MatrixLogin;
+
+  test('runs against a real Synapse', (t) => {
+    t.diagnostic(`Synapse ${synapse.version} at ${synapse.baseUrl}; provider ${stack.issuer} (TLS, test CA)`);
+    assert.equal(synapse.version.split(' ')[0], installedSynapseVersion());
+  });
+
+  test('the login flows offer SSO with Wikimedia', async () => {
+    const { json } = await clientApi('/_matrix/client/v3/login');
+    const sso = (json.flows as Array<{ type: string; identity_providers?: Array<{ id: string; name: string }> }>).find((f) => f.type === 'm.login.sso');
+    assert.ok(sso, `no m.login.sso flow in ${JSON.stringify(json.flows)}`);
+    assert.deepEqual(sso.identity_providers?.map(({ id, name }) => ({ id, name })), [{ id: IDP, name: 'Wikimedia' }]);
+  });
+
+  test('a full sign-in: the service, the wiki, back to Synapse, a login token, the expected Matrix ID and name', async () => {
+    first = await signIn(editor());
+    assert.equal(first.userId, `@jimbo_wales:${SERVER_NAME}`);
+    const me = await whoami(first.accessToken);
+    assert.equal(me.status, 200);
+    assert.equal(me.json.user_id, first.userId);
+    assert.equal(me.json.device_id, first.deviceId);
+    assert.equal(await displayName(first.userId), 'Jimbo Wales');
+
+    const authorize = stack.wiki.requestsTo('authorize').at(-1)!;
+    assert.equal(authorize.query.redirect_uri, `${stack.issuer}/wiki/callback`);
+    assert.equal(authorize.query.code_challenge_method, 'S256');
+  });
+
+  test('after a wiki rename the same person keeps their Matrix ID and gets the new display name', async () => {
+    const again = await signIn(editor({ username: 'Jimbo Wales II' }), OTHER_CLIENT);
+    assert.equal(again.userId, first.userId);
+    assert.equal(await displayName(again.userId), 'Jimbo Wales II');
+    assert.equal((await whoami(again.accessToken)).json.user_id, first.userId);
+  });
+
+  test('two people whose names map to the same localpart get two Matrix IDs', async () => {
+    const a = await signIn(editor({ centralId: 5001, username: 'Same Name' }));
+    const b = await signIn(editor({ centralId: 5002, username: 'Same name' }));
+    assert.equal(a.userId, `@same_name:${SERVER_NAME}`);
+    assert.equal(b.userId, `@same_name_2:${SERVER_NAME}`);
+    assert.equal(await displayName(a.userId), 'Same Name');
+    assert.equal(await displayName(b.userId), 'Same name');
+  });
+
+  const refused: Array<[string, Partial<WikiUser>, string]> = [
+    ['a blocked account', { centralId: 6001, username: 'Blocked Editor', blocked: true }, 'blocked_editor'],
+    ['an unattached account', { centralId: 0, username: 'Local Only' }, 'local_only'],
+    ['a hidden account', { centralId: 6003, username: 'Hidden Editor', hidden: true }, 'hidden_editor'],
+  ];
+  for (const [name, overrides, localpart] of refused) {
+    test(`${name} is refused: the service says why, Synapse shows an error, and no Matrix account exists`, async () => {
+      const before = await userIds();
+      const browser = new Browser();
+      const page = await ssoRedirect(browser, editor(overrides), ELEMENT);
+      assert.equal(page.status, 403, page.body.slice(0, 300));
+      const back = await browser.submit(page, /^Return to Matrix/, { stopAt: (u) => u.href.startsWith(ELEMENT) });
+      assert.equal(back.location, undefined, `no redirect to the client may follow a refusal, got ${back.location}`);
+      assert.equal(back.url.origin, synapse.baseUrl);
+      assert.equal(back.url.pathname, '/_synapse/client/oidc/callback');
+      assert.equal(back.url.searchParams.get('error'), 'access_denied');
+      assert.ok(back.status >= 400, `Synapse should answer with an error page, got ${back.status}`);
+      assert.match(back.body, /access_denied/);
+      assert.deepEqual(await userIds(), before);
+      assert.equal((await admin(`/_synapse/admin/v2/users/${encodeURIComponent(`@${localpart}:${SERVER_NAME}`)}`)).status, 404);
+    });
+  }
+
+  test('ending the session at the service logs out the Matrix device it started, and only that one', async () => {
+    const other = await signIn(editor({ centralId: 7001, username: 'Other Editor' }));
+    assert.equal((await whoami(first.accessToken)).status, 200);
+
+    const confirm = await first.browser.follow(`${stack.issuer}/session/end`);
+    assert.equal(confirm.status, 200, confirm.body.slice(0, 300));
+    const done = await first.browser.submit(confirm, /^Yes/);
+    assert.equal(done.status, 200, done.body.slice(0, 300));
+
+    const gone = await whoami(first.accessToken);
+    assert.equal(gone.status, 401, JSON.stringify(gone.json));
+    assert.equal(gone.json.errcode, 'M_UNKNOWN_TOKEN');
+    assert.equal((await whoami(other.accessToken)).status, 200, 'another person\'s device stays signed in');
+  });
+});
