@@ -29,6 +29,8 @@ interface MatrixLogin {
   accessToken: string;
   deviceId: string;
   browser: Browser;
+  /** Whether Synapse showed its "Continue to your account" page before handing over the token. */
+  confirmed: boolean;
 }
 
 describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not installed)'}`, { skip, timeout: 240_000 }, () => {
@@ -100,8 +102,9 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
   }
 
   /** Synapse's login token, from the redirect to the client or, as a person would, through its "Continue" page. */
-  function loginToken(end: Hop, redirectUrl: string): string {
+  function loginToken(end: Hop, redirectUrl: string): { token: string; confirmed: boolean } {
     let target = end.location;
+    const confirmed = !target;
     if (!target) {
       assert.equal(end.status, 200, end.body.slice(0, 500));
       assert.match(end.body, /Continue to your account/);
@@ -112,15 +115,15 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
     assert.ok(target.href.startsWith(redirectUrl), `expected a redirect to ${redirectUrl}, got ${target}`);
     const token = target.searchParams.get('loginToken');
     assert.ok(token, `no loginToken in ${target}`);
-    return token;
+    return { token, confirmed };
   }
 
   async function signIn(user: WikiUser, redirectUrl = ELEMENT, browser = new Browser()): Promise<MatrixLogin> {
     const end = await ssoRedirect(browser, user, redirectUrl);
-    const token = loginToken(end, redirectUrl);
+    const { token, confirmed } = loginToken(end, redirectUrl);
     const login = await clientApi('/_matrix/client/v3/login', { body: { type: 'm.login.token', token } });
     assert.equal(login.status, 200, JSON.stringify(login.json));
-    return { userId: login.json.user_id, accessToken: login.json.access_token, deviceId: login.json.device_id, browser };
+    return { userId: login.json.user_id, accessToken: login.json.access_token, deviceId: login.json.device_id, browser, confirmed };
   }
 
   const whoami = (token: string) => clientApi('/_matrix/client/v3/account/whoami', { token });
@@ -142,6 +145,7 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
 
   test('a full sign-in: the service, the wiki, back to Synapse, a login token, the expected Matrix ID and name', async () => {
     first = await signIn(editor());
+    assert.equal(first.confirmed, false, 'the whitelisted client gets the token without a confirmation page');
     assert.equal(first.userId, `@jimbo_wales:${SERVER_NAME}`);
     const me = await whoami(first.accessToken);
     assert.equal(me.status, 200);
@@ -156,6 +160,7 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
 
   test('after a wiki rename the same person keeps their Matrix ID and gets the new display name', async () => {
     const again = await signIn(editor({ username: 'Jimbo Wales II' }), OTHER_CLIENT);
+    assert.equal(again.confirmed, true, 'a client outside sso.client_whitelist goes through Synapse\'s confirmation page');
     assert.equal(again.userId, first.userId);
     assert.equal(await displayName(again.userId), 'Jimbo Wales II');
     assert.equal((await whoami(again.accessToken)).json.user_id, first.userId);
