@@ -1,0 +1,418 @@
+// The executor carries out a pass: wiki state → policy → desired; room snapshots (one request a
+// room, a few rooms at a time) and ownership records → reconcile → actions; then each action
+// through the gateway, in order. Every action leaves an audit entry; an action that succeeded
+// also updates the ownership records, in the same transaction, right away. So a pass cut short
+// (crash, shutdown, rate limit) leaves records that say exactly what was done, and the next pass
+// plans the rest: nothing twice, nothing missed.
+import { randomUUID } from 'node:crypto';
+import type { Database } from '../db/index.ts';
+import type { Logger } from '../log.ts';
+import { DryRunGateway, MatrixError, NETWORK_ERROR, ABORTED, type MatrixGateway, type WriteOutcome } from '../matrix/index.ts';
+import type { ModerationConfig } from './config.ts';
+import { banReason, describeCause, policy } from './policy.ts';
+import { reconcile } from './reconcile.ts';
+import { ModerationAuditLog, ModerationRecordStore, type AuditEntry, type AuditOutcome } from './records.ts';
+import type { Action, ActualState, DesiredState, OwnershipRecords, RoomSnapshot, WikiState } from './types.ts';
+
+export interface ExecutorOptions {
+  db: Database;
+  gateway: MatrixGateway;
+  log: Logger;
+  moderation: ModerationConfig;
+  /** The homeserver's server name (`matrix.server_name`). */
+  serverName: string;
+  /** Where one notice per pass with changes is posted (`sync.moderation_room`); none when unset. */
+  noticeRoom?: string | undefined;
+  /** Plan and audit only; default: whether the gateway is a DryRunGateway. */
+  dryRun?: boolean;
+  clock?: () => Date;
+  /** Room snapshots read at the same time; default 4. */
+  concurrency?: number;
+  passId?: () => string;
+}
+
+export interface Plan {
+  passId: string;
+  /** A full pass (the wiki state lists every mapped account). */
+  full: boolean;
+  at: Date;
+  desired: DesiredState;
+  records: OwnershipRecords;
+  actions: Action[];
+}
+
+export interface ActionResult {
+  action: Action;
+  outcome: AuditOutcome;
+  error?: string;
+}
+
+export interface PassResult {
+  passId: string;
+  full: boolean;
+  dryRun: boolean;
+  results: ActionResult[];
+  counts: Record<AuditOutcome, number>;
+  /** Planned actions not attempted: the pass was stopped, or the homeserver asked us to slow down or did not answer. */
+  deferred: number;
+  /** Rooms where the bot lacks the power for something it should do. */
+  lacksPower: string[];
+  /** The notice posted to the moderation room, if any. */
+  notice: string | undefined;
+}
+
+export interface RunOptions {
+  /** Stops the pass between two actions: the action under way finishes (and is recorded). */
+  signal?: AbortSignal;
+}
+
+const DEFAULT_CONCURRENCY = 4;
+const NOTICE_MAX_LINES = 20;
+
+/** Writes pending after their Matrix change succeeded but the database refused the record. */
+interface PendingCommit {
+  actions: Action[];
+  audit: AuditEntry[];
+}
+
+export class ModerationExecutor {
+  readonly #gateway: MatrixGateway;
+  readonly #store: ModerationRecordStore;
+  readonly #audit: ModerationAuditLog;
+  readonly #log: Logger;
+  readonly #moderation: ModerationConfig;
+  readonly #serverName: string;
+  readonly #noticeRoom: string | undefined;
+  readonly #dryRun: boolean;
+  readonly #clock: () => Date;
+  readonly #concurrency: number;
+  readonly #passId: () => string;
+  #pending: PendingCommit[] = [];
+
+  constructor(options: ExecutorOptions) {
+    this.#gateway = options.gateway;
+    this.#clock = options.clock ?? (() => new Date());
+    this.#store = new ModerationRecordStore(options.db, { clock: this.#clock });
+    this.#audit = new ModerationAuditLog(options.db);
+    this.#log = options.log.child({ component: 'moderation' });
+    this.#moderation = options.moderation;
+    this.#serverName = options.serverName;
+    this.#noticeRoom = options.noticeRoom;
+    this.#dryRun = options.dryRun ?? options.gateway instanceof DryRunGateway;
+    this.#concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+    this.#passId = options.passId ?? randomUUID;
+  }
+
+  get dryRun(): boolean {
+    return this.#dryRun;
+  }
+
+  /** What a pass over `state` would do, from the rooms as they are now; changes nothing, records nothing. */
+  async plan(state: WikiState): Promise<Plan> {
+    await this.#flushPending();
+    const at = this.#clock();
+    const desired = policy(state, this.#moderation, { now: at, serverName: this.#serverName });
+    const records = desired.scope === 'all' ? await this.#store.load() : await this.#store.load({ userIds: desired.scope });
+    const actual = await this.#actual(desired, records);
+    const actions = reconcile(desired, actual, records, { now: at });
+    return { passId: this.#passId(), full: desired.scope === 'all', at, desired, records, actions };
+  }
+
+  /** Plans and carries out a pass. */
+  async run(state: WikiState, options: RunOptions = {}): Promise<PassResult> {
+    const plan = await this.plan(state);
+    const result = await this.apply(plan, options);
+    this.#log.info(
+      { passId: plan.passId, full: plan.full, dryRun: this.#dryRun, users: state.users.length, ...result.counts, deferred: result.deferred, lacksPower: result.lacksPower },
+      'moderation pass done',
+    );
+    return result;
+  }
+
+  /** Carries out a plan's actions in order, auditing each; posts one notice for the lot. */
+  async apply(plan: Plan, options: RunOptions = {}): Promise<PassResult> {
+    let records = plan.records;
+    const results: ActionResult[] = [];
+    let deferred = 0;
+    for (const [i, action] of plan.actions.entries()) {
+      if (options.signal?.aborted) {
+        deferred = plan.actions.length - i;
+        this.#log.info({ passId: plan.passId, deferred }, 'stopping: the rest of the pass is left for the next one');
+        break;
+      }
+      const { result, commit, stopPass } = await this.#execute(action);
+      const audit = auditEntries(action, result, { passId: plan.passId, at: this.#clock(), dryRun: this.#dryRun, records });
+      if (commit) records = await this.#commit(records, action, audit);
+      else await this.#audit.append(audit);
+      results.push(result);
+      if (stopPass) {
+        deferred = plan.actions.length - i - 1;
+        this.#log.warn({ passId: plan.passId, deferred, err: result.error }, 'the homeserver is rate limiting or not answering: the rest of the pass is left for the next one');
+        break;
+      }
+    }
+    const notice = await this.#notify(results);
+    return {
+      passId: plan.passId,
+      full: plan.full,
+      dryRun: this.#dryRun,
+      results,
+      counts: countOutcomes(results),
+      deferred,
+      lacksPower: lacksPowerRooms(results),
+      notice,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  async #actual(desired: DesiredState, records: OwnershipRecords): Promise<ActualState> {
+    const roomIds = [...new Set([...desired.rooms.map((r) => r.roomId), ...(desired.policyList ? [desired.policyList.roomId] : [])])];
+    const rooms = new Map<string, RoomSnapshot>();
+    await eachBounded(roomIds, this.#concurrency, async (roomId) => {
+      try {
+        rooms.set(roomId, await this.#gateway.roomSnapshot(roomId));
+      } catch (error) {
+        // Reconcile reports the room as unavailable; the other rooms go ahead.
+        this.#log.warn({ roomId, err: error }, 'cannot read the room');
+      }
+    });
+    const policyRoom = desired.policyList?.roomId;
+    const policySnapshot = policyRoom === undefined ? undefined : rooms.get(policyRoom);
+    if (policySnapshot && policySnapshot.policyRules === undefined) rooms.set(policyRoom!, withRecordedRules(policySnapshot, records));
+    return { rooms };
+  }
+
+  async #execute(action: Action): Promise<{ result: ActionResult; commit: boolean; stopPass: boolean }> {
+    if (action.kind === 'report') {
+      return { result: { action, outcome: action.problem === 'lacks_power' ? 'lacks_power' : 'reported' }, commit: false, stopPass: false };
+    }
+    if (action.kind === 'forget') {
+      return this.#dryRun ? { result: { action, outcome: 'dry_run' }, commit: false, stopPass: false } : { result: { action, outcome: 'applied' }, commit: true, stopPass: false };
+    }
+    try {
+      const outcome: WriteOutcome = await this.#write(action);
+      this.#log.debug({ kind: action.kind, roomId: 'roomId' in action ? action.roomId : undefined, outcome }, 'moderation action');
+      return { result: { action, outcome }, commit: outcome !== 'dry_run' && !this.#dryRun, stopPass: false };
+    } catch (error) {
+      // Anything but a MatrixError is a bug, not a homeserver answer: the pass ends here.
+      if (!(error instanceof MatrixError)) throw error;
+      const forbidden = error.errcode === 'M_FORBIDDEN';
+      const outcome: AuditOutcome = forbidden ? 'lacks_power' : 'failed';
+      (forbidden ? this.#log.warn : this.#log.error).call(this.#log, { kind: action.kind, err: error }, forbidden ? 'the homeserver refused: the bot lacks power' : 'moderation action failed');
+      const stopPass = error.rateLimited || error.errcode === NETWORK_ERROR || error.errcode === ABORTED;
+      return { result: { action, outcome, error: error.message }, commit: false, stopPass };
+    }
+  }
+
+  #write(action: Exclude<Action, { kind: 'report' | 'forget' }>): Promise<WriteOutcome> {
+    const g = this.#gateway;
+    switch (action.kind) {
+      case 'ban':
+        return g.ban(action.roomId, action.userId, action.reason);
+      case 'unban':
+        return g.unban(action.roomId, action.userId, action.reason);
+      case 'set_power_levels':
+        return g.setPowerLevels(action.roomId, action.content);
+      case 'invite':
+        return g.invite(action.roomId, action.userId);
+      case 'kick':
+        return g.kick(action.roomId, action.userId, action.reason);
+      case 'suspend':
+      case 'unsuspend':
+        return g.suspend(action.userId, action.kind === 'suspend');
+      case 'publish_policy':
+        return g.sendStateEvent(action.roomId, action.eventType, action.stateKey, { ...action.content });
+      case 'retract_policy':
+        return g.sendStateEvent(action.roomId, action.eventType, action.stateKey, {});
+    }
+  }
+
+  /**
+   * Records a change that Matrix already holds. If the database refuses, the change is kept and
+   * written before anything else is planned: without its record, the service would not know it
+   * placed that ban or level and would never lift it.
+   */
+  async #commit(records: OwnershipRecords, action: Action, audit: AuditEntry[]): Promise<OwnershipRecords> {
+    try {
+      return await this.#store.apply(records, [action], audit);
+    } catch (error) {
+      this.#pending.push({ actions: [action], audit });
+      throw error;
+    }
+  }
+
+  async #flushPending(): Promise<void> {
+    while (this.#pending.length > 0) {
+      const next = this.#pending[0]!;
+      await this.#store.apply(await this.#store.load(), next.actions, next.audit);
+      this.#pending.shift();
+    }
+  }
+
+  async #notify(results: ActionResult[]): Promise<string | undefined> {
+    if (this.#dryRun || !this.#noticeRoom) return undefined;
+    const text = noticeText(results);
+    if (!text) return undefined;
+    try {
+      await this.#gateway.sendNotice(this.#noticeRoom, text);
+      return text;
+    } catch (error) {
+      this.#log.warn({ roomId: this.#noticeRoom, err: error }, 'cannot post the moderation notice');
+      return undefined;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function eachBounded<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * The gateway's snapshot does not carry policy rules; take the recorded ones as published, with
+ * the content policy() gives them, so recorded rules are neither republished nor forgotten.
+ */
+function withRecordedRules(snapshot: RoomSnapshot, records: OwnershipRecords): RoomSnapshot {
+  const rules = new Map<string, Record<string, unknown>>();
+  for (const r of records.policyRules) {
+    if (r.roomId === snapshot.roomId) rules.set(r.stateKey, { entity: r.entity, recommendation: 'm.ban', reason: banReason(r.cause) });
+  }
+  return { ...snapshot, policyRules: rules };
+}
+
+function countOutcomes(results: readonly ActionResult[]): Record<AuditOutcome, number> {
+  const counts: Record<AuditOutcome, number> = { applied: 0, unchanged: 0, dry_run: 0, failed: 0, lacks_power: 0, reported: 0 };
+  for (const r of results) counts[r.outcome] += 1;
+  return counts;
+}
+
+function lacksPowerRooms(results: readonly ActionResult[]): string[] {
+  const rooms = new Set<string>();
+  for (const { action, outcome } of results) {
+    if (outcome === 'lacks_power' && 'roomId' in action && action.roomId) rooms.add(action.roomId);
+  }
+  return [...rooms].sort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit entries
+
+interface AuditContext {
+  passId: string;
+  at: Date;
+  dryRun: boolean;
+  records: OwnershipRecords;
+}
+
+/** One entry per action; a power levels write gives one per user it changes. */
+export function auditEntries(action: Action, result: ActionResult, context: AuditContext): AuditEntry[] {
+  const base = { at: context.at, passId: context.passId, dryRun: context.dryRun, kind: action.kind, outcome: result.outcome, error: result.error ?? null };
+  switch (action.kind) {
+    case 'ban':
+    case 'unban':
+    case 'kick':
+      return [{ ...base, roomId: action.roomId, userId: action.userId, cause: action.cause, detail: { reason: action.reason } }];
+    case 'invite':
+      return [{ ...base, roomId: action.roomId, userId: action.userId, cause: action.cause, detail: {} }];
+    case 'set_power_levels':
+      return action.changes.map((c) => ({ ...base, roomId: action.roomId, userId: c.userId, cause: c.cause, detail: { from: c.from, to: c.to } }));
+    case 'suspend':
+    case 'unsuspend':
+      return [{ ...base, roomId: null, userId: action.userId, cause: action.cause, detail: {} }];
+    case 'publish_policy':
+      return [{ ...base, roomId: action.roomId, userId: action.content.entity, cause: action.cause, detail: { stateKey: action.stateKey, reason: action.content.reason } }];
+    case 'retract_policy': {
+      const entity = context.records.policyRules.find((r) => r.roomId === action.roomId && r.stateKey === action.stateKey)?.entity ?? null;
+      return [{ ...base, roomId: action.roomId, userId: entity, cause: action.cause, detail: { stateKey: action.stateKey } }];
+    }
+    case 'forget': {
+      const ref = action.record;
+      return [{
+        ...base,
+        roomId: 'roomId' in ref ? ref.roomId : null,
+        userId: 'userId' in ref ? ref.userId : null,
+        cause: null,
+        detail: { record: ref, why: action.why },
+      }];
+    }
+    case 'report':
+      return [{
+        ...base,
+        roomId: action.roomId,
+        userId: action.userIds.length === 1 ? action.userIds[0]! : null,
+        cause: null,
+        detail: { problem: action.problem, message: action.message, userIds: action.userIds, ...(action.wanted ? { wanted: action.wanted } : {}) },
+      }];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The notice: one line per user and kind of change, rooms counted.
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** The moderation room notice for a pass's results, or undefined when nothing is worth saying. */
+export function noticeText(results: readonly ActionResult[]): string | undefined {
+  const groups = new Map<string, { head: string; tail: string; rooms: Set<string> }>();
+  const add = (head: string, tail: string, roomId: string | null) => {
+    const key = `${head}\u0000${tail}`;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { head, tail, rooms: new Set() }));
+    if (roomId) group.rooms.add(roomId);
+  };
+  const problems: string[] = [];
+  let failed = 0;
+
+  for (const { action, outcome, error } of results) {
+    if (outcome === 'failed') failed += 1;
+    if (outcome === 'lacks_power') {
+      if (action.kind === 'report') {
+        if (action.userIds.length > 0) problems.push(action.message);
+      } else problems.push(`Refused (${action.kind}${'roomId' in action ? ` in ${action.roomId}` : ''}): ${error ?? 'M_FORBIDDEN'}`);
+    }
+    if (outcome !== 'applied') continue;
+    switch (action.kind) {
+      case 'ban':
+        add(`Banned ${action.userId}`, action.reason, action.roomId);
+        break;
+      case 'unban':
+        add(`Unbanned ${action.userId}`, action.reason, action.roomId);
+        break;
+      case 'kick':
+        add(`Removed ${action.userId}`, action.reason, action.roomId);
+        break;
+      case 'invite':
+        add(`Invited ${action.userId}`, describeCause(action.cause), action.roomId);
+        break;
+      case 'set_power_levels':
+        for (const c of action.changes) add(`Power level of ${c.userId} ${c.from ?? 'default'} → ${c.to ?? 'default'}`, describeCause(c.cause), action.roomId);
+        break;
+      case 'suspend':
+      case 'unsuspend':
+        add(`${action.kind === 'suspend' ? 'Suspended' : 'Unsuspended'} ${action.userId}`, describeCause(action.cause), null);
+        break;
+      case 'publish_policy':
+        add(`Published a ban rule for ${action.content.entity}`, action.content.reason, null);
+        break;
+      case 'retract_policy':
+        add(`Withdrew ban rule ${action.stateKey}`, describeCause(action.cause), null);
+        break;
+      default:
+        break;
+    }
+  }
+
+  const lines = [...groups.values()].map(({ head, tail, rooms }) => `${head}${rooms.size ? ` in ${plural(rooms.size, 'room')}` : ''} — ${tail}`);
+  lines.push(...problems);
+  if (failed > 0) lines.push(`${plural(failed, 'action')} failed; the next pass tries again.`);
+  if (lines.length === 0) return undefined;
+  const shown = lines.slice(0, NOTICE_MAX_LINES);
+  if (lines.length > shown.length) shown.push(`… and ${lines.length - shown.length} more (see the audit log).`);
+  return shown.join('\n');
+}

@@ -1,0 +1,152 @@
+// An in-memory homeserver behind the MatrixGateway interface, for executor and worker tests:
+// rooms with members, bans (with their sender) and power levels; every write logged; any call
+// can be made to fail.
+import type { BanInfo, Membership, MatrixGateway, PowerLevelsContent, RoomSnapshot, UserStatus, WriteOutcome } from '../../src/matrix/index.ts';
+import { MatrixError } from '../../src/matrix/index.ts';
+
+export interface FakeRoom {
+  members: Map<string, Membership>;
+  bans: Map<string, BanInfo>;
+  powerLevels: PowerLevelsContent;
+  state: Map<string, Record<string, unknown>>;
+}
+
+export type FakeCall =
+  | { method: 'ban' | 'unban' | 'kick' | 'invite'; roomId: string; userId: string; reason?: string | undefined }
+  | { method: 'setPowerLevels'; roomId: string; content: PowerLevelsContent }
+  | { method: 'sendStateEvent'; roomId: string; type: string; stateKey: string; content: Record<string, unknown> }
+  | { method: 'sendNotice'; roomId: string; text: string }
+  | { method: 'suspend'; userId: string; suspended: boolean };
+
+export function forbidden(endpoint = 'ban'): MatrixError {
+  return new MatrixError(endpoint, { errcode: 'M_FORBIDDEN', status: 403, retryable: false, detail: 'You do not have permission' });
+}
+
+export function rateLimited(endpoint = 'ban'): MatrixError {
+  return new MatrixError(endpoint, { errcode: 'M_LIMIT_EXCEEDED', status: 429, retryable: true, retryAfterMs: 120_000, detail: 'Too many requests' });
+}
+
+export class FakeMatrix implements MatrixGateway {
+  readonly bot: string;
+  readonly rooms = new Map<string, FakeRoom>();
+  readonly suspended = new Set<string>();
+  /** Successful writes, in order. */
+  readonly calls: FakeCall[] = [];
+  /** Decides whether a write fails (return an error to throw it). */
+  fail: (call: FakeCall) => Error | undefined = () => undefined;
+  requestCount = 0;
+
+  constructor(bot: string) {
+    this.bot = bot;
+  }
+
+  addRoom(roomId: string, options: { members?: string[]; users?: Record<string, number> } = {}): FakeRoom {
+    const room: FakeRoom = {
+      members: new Map([this.bot, ...(options.members ?? [])].map((id) => [id, 'join' as Membership])),
+      bans: new Map(),
+      powerLevels: { users: { [this.bot]: 100, ...options.users }, users_default: 0, ban: 50, kick: 50, invite: 0, state_default: 50, events: {} },
+      state: new Map(),
+    };
+    this.rooms.set(roomId, room);
+    return room;
+  }
+
+  /** Calls of one method. */
+  writes(method: FakeCall['method']): FakeCall[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+
+  async whoami(): Promise<string> {
+    return this.bot;
+  }
+
+  async roomSnapshot(roomId: string): Promise<RoomSnapshot> {
+    this.requestCount += 1;
+    const room = this.#room(roomId, 'room_state');
+    return {
+      roomId,
+      members: new Map(room.members),
+      bans: new Map(room.bans),
+      powerLevels: structuredClone(room.powerLevels),
+      roomVersion: '11',
+      botUserId: this.bot,
+    };
+  }
+
+  async resolveAlias(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  async spaceChildren(): Promise<string[]> {
+    return [];
+  }
+
+  ban(roomId: string, userId: string, reason: string): Promise<WriteOutcome> {
+    return this.#write({ method: 'ban', roomId, userId, reason }, (room) => {
+      room.members.set(userId, 'ban');
+      room.bans.set(userId, { reason, sender: this.bot });
+    });
+  }
+
+  unban(roomId: string, userId: string, reason?: string): Promise<WriteOutcome> {
+    return this.#write({ method: 'unban', roomId, userId, reason }, (room) => {
+      if (!room.bans.delete(userId)) return 'unchanged';
+      room.members.set(userId, 'leave');
+    });
+  }
+
+  invite(roomId: string, userId: string): Promise<WriteOutcome> {
+    return this.#write({ method: 'invite', roomId, userId }, (room) => void room.members.set(userId, 'invite'));
+  }
+
+  kick(roomId: string, userId: string, reason: string): Promise<WriteOutcome> {
+    return this.#write({ method: 'kick', roomId, userId, reason }, (room) => void room.members.set(userId, 'leave'));
+  }
+
+  setPowerLevels(roomId: string, content: PowerLevelsContent): Promise<WriteOutcome> {
+    return this.#write({ method: 'setPowerLevels', roomId, content: structuredClone(content) }, (room) => {
+      room.powerLevels = structuredClone(content);
+    });
+  }
+
+  sendStateEvent(roomId: string, type: string, stateKey: string, content: Record<string, unknown>): Promise<WriteOutcome> {
+    return this.#write({ method: 'sendStateEvent', roomId, type, stateKey, content }, (room) => void room.state.set(`${type}\u0000${stateKey}`, content));
+  }
+
+  sendNotice(roomId: string, text: string): Promise<WriteOutcome> {
+    return this.#write({ method: 'sendNotice', roomId, text }, () => undefined);
+  }
+
+  async suspend(userId: string, suspended: boolean): Promise<WriteOutcome> {
+    const call: FakeCall = { method: 'suspend', userId, suspended };
+    this.#check(call);
+    if (suspended) this.suspended.add(userId);
+    else this.suspended.delete(userId);
+    this.calls.push(call);
+    return 'applied';
+  }
+
+  async userStatus(userId: string): Promise<UserStatus | undefined> {
+    return { userId, admin: false, suspended: this.suspended.has(userId), locked: false, deactivated: false };
+  }
+
+  #room(roomId: string, endpoint: string): FakeRoom {
+    const room = this.rooms.get(roomId);
+    if (!room) throw new MatrixError(endpoint, { errcode: 'M_FORBIDDEN', status: 403, retryable: false, detail: 'not in room' });
+    return room;
+  }
+
+  #check(call: FakeCall): void {
+    this.requestCount += 1;
+    const error = this.fail(call);
+    if (error) throw error;
+  }
+
+  async #write(call: FakeCall & { roomId: string }, change: (room: FakeRoom) => void | 'unchanged'): Promise<WriteOutcome> {
+    this.#check(call);
+    const room = call.method === 'sendNotice' ? undefined : this.#room(call.roomId, call.method);
+    const result = room ? change(room) : undefined;
+    this.calls.push(call);
+    return result === 'unchanged' ? 'unchanged' : 'applied';
+  }
+}
