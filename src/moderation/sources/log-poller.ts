@@ -85,8 +85,9 @@ export class LogPoller {
     const name = logCursorName(type);
     const raw = await this.#options.cursors.get(name);
     if (raw === undefined || raw === null) {
-      const since = new Date(this.#clock().getTime() - (this.#options.initialLookbackMs ?? 5 * 60_000));
-      return { cursor: { timestamp: since, logId: 0 }, stored: false };
+      // Whole seconds, as the log's timestamps are: an entry in the same second still comes after.
+      const since = Math.floor((this.#clock().getTime() - (this.#options.initialLookbackMs ?? 5 * 60_000)) / 1000) * 1000;
+      return { cursor: { timestamp: new Date(since), logId: 0 }, stored: false };
     }
     const parsed = storedCursor.safeParse(raw);
     if (!parsed.success) {

@@ -1,0 +1,167 @@
+// The moderation sources against a real MediaWiki 1.39 (no CentralAuth there): the wiki state of
+// mapped accounts (sitewide and partial blocks, groups, an unblock), full and targeted passes over
+// the account store, and log polling with its cursor kept in sync_cursors on every backend.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
+import { LocalpartPolicy } from '../../src/identity/localpart.ts';
+import { PostgresSyncCursorStore } from '../../src/moderation/sources/cursors.ts';
+import { LogPoller, logCursorName } from '../../src/moderation/sources/log-poller.ts';
+import { WikiSource, fetchWikiState } from '../../src/moderation/sources/wiki-state.ts';
+import type { MappedAccount } from '../../src/moderation/types.ts';
+import { ActionApiClient } from '../../src/wiki/action-api.ts';
+import { backends, type TestDatabase } from '../support/backends.ts';
+import { mediawikiAvailable, startWiki, type TestWiki } from '../support/mediawiki.ts';
+import { skipUnless } from '../support/real-parts.ts';
+
+const WIKI = '127.0.0.1';
+const localparts = new LocalpartPolicy({ serverName: 'example.org', reservedNames: [], reservedPrefixes: [] });
+
+const mapped = (username: string, centralId: string): MappedAccount => ({ wiki: WIKI, centralId, username, localpart: username.toLowerCase() });
+
+describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiAvailable()) }, () => {
+  let wiki: TestWiki;
+  let api: ActionApiClient;
+  let requests: URLSearchParams[];
+  let aliceBlock: number;
+
+  before(async () => {
+    wiki = await startWiki();
+    requests = [];
+    api = new ActionApiClient({
+      apiUrl: wiki.apiUrl,
+      userAgent: 'wiki-matrix-sso-tests/0 (test suite)',
+      fetch: (input, init) => {
+        requests.push(init?.method === 'POST' ? new URLSearchParams(String(init.body)) : new URL(String(input)).searchParams);
+        return fetch(input, init);
+      },
+    });
+    for (const name of ['Alice', 'Carol', 'Dora', 'Plain', 'Stranger']) await wiki.createUser(name, `${name.toLowerCase()}-password-1`);
+    await wiki.createUser('Moderator', 'moderator-password-1', { sysop: true });
+    aliceBlock = (await wiki.block('Alice', { reason: 'spam' })).id;
+    await wiki.block('Carol', { reason: 'edit war', partial: true, pages: ['Main Page'] });
+    await wiki.block('Stranger', { reason: 'not on Matrix' });
+  });
+  after(async () => {
+    await wiki?.stop();
+  });
+
+  it('reads a sitewide block, a partial block and groups; an unblock clears the block', async () => {
+    const deps = { api, wiki: WIKI, centralAuth: false };
+    const accounts = [mapped('Alice', '1'), mapped('Carol', '2'), mapped('Moderator', '3'), mapped('Plain', '4'), mapped('Dora', '5')];
+    await wiki.block('Dora', { reason: 'briefly', expiry: '1 day' });
+    const state = await fetchWikiState(accounts, deps);
+    assert.equal(state.wiki, WIKI);
+    assert.equal(state.complete, false);
+    const user = (name: string) => state.users.find((u) => u.account.username === name)!;
+    assert.deepEqual(state.users.map((u) => u.account.username), ['Alice', 'Carol', 'Moderator', 'Plain', 'Dora']);
+
+    assert.equal(user('Alice').blocks.length, 1);
+    assert.equal(user('Alice').blocks[0]!.id, aliceBlock);
+    assert.equal(user('Alice').blocks[0]!.sitewide, true);
+    assert.equal(user('Alice').blocks[0]!.reason, 'spam');
+    assert.equal(user('Carol').blocks[0]!.sitewide, false);
+    assert.deepEqual(user('Carol').blocks[0]!.restrictions.pages.map((p) => p.title), ['Main Page']);
+    assert.deepEqual(user('Moderator').groups, ['sysop']);
+    assert.deepEqual(user('Plain'), { account: mapped('Plain', '4'), blocks: [], globalBlocks: [], lock: null, groups: [], globalGroups: [] });
+    assert.ok(user('Dora').blocks[0]!.expiry instanceof Date);
+
+    await wiki.unblock('Dora');
+    const afterUnblock = await fetchWikiState([mapped('Dora', '5')], deps);
+    assert.deepEqual(afterUnblock.users[0]!.blocks, []);
+
+    assert.ok(!requests.some((p) => p.get('meta') === 'globaluserinfo' || p.get('list') === 'globalblocks'));
+  });
+
+  it('asks about 50 accounts per request', async () => {
+    const many = Array.from({ length: 120 }, (_, i) => mapped(`Nobody ${i}`, String(1000 + i)));
+    const before = requests.length;
+    const state = await fetchWikiState(many, { api, wiki: WIKI, centralAuth: false });
+    assert.equal(state.users.length, 120);
+    const asked = requests.slice(before);
+    assert.deepEqual(asked.map((p) => p.get('list')), ['users', 'users', 'users', 'blocks', 'blocks', 'blocks']);
+    assert.deepEqual(asked.filter((p) => p.get('list') === 'users').map((p) => p.get('ususers')!.split('|').length), [50, 50, 20]);
+  });
+
+  for (const backend of backends()) {
+    describe(`with accounts and cursors on ${backend.name}`, () => {
+      let db: TestDatabase;
+      let accounts: PostgresAccountRepository;
+      let cursors: PostgresSyncCursorStore;
+      const target = `Target ${backend.name}`;
+
+      before(async () => {
+        db = await backend.open();
+        accounts = new PostgresAccountRepository(db, { clock: () => new Date(), localparts });
+        cursors = new PostgresSyncCursorStore(db);
+        for (const [i, name] of ['Alice', 'Carol', 'Moderator', 'Plain', 'Dora'].entries()) {
+          await accounts.upsertOnLogin({ wiki: WIKI, centralId: String(i + 1), username: name });
+        }
+        await accounts.upsertOnLogin({ wiki: 'other.example', centralId: '99', username: 'Alice' });
+        await wiki.createUser(target, 'target-password-1');
+      });
+      after(async () => {
+        await db?.dispose();
+      });
+
+      it('a full pass reads every mapped account of this wiki, batch by batch, as one complete state', async () => {
+        const source = new WikiSource({ api, wiki: WIKI, centralAuth: false, accounts, batchSize: 2 });
+        const batches = [];
+        for await (const batch of source.batches()) batches.push(batch);
+        assert.ok(batches.every((b) => b.complete === false));
+        assert.deepEqual(batches.map((b) => b.users.length), [2, 1, 2], 'the other wiki\'s account is left out of its batch');
+
+        const state = await source.fullPass();
+        assert.equal(state.complete, true);
+        assert.deepEqual(state.users.map((u) => u.account.username).sort(), ['Alice', 'Carol', 'Dora', 'Moderator', 'Plain']);
+        assert.ok(state.users.every((u) => u.account.wiki === WIKI));
+        assert.equal(state.users.find((u) => u.account.username === 'Alice')!.blocks[0]!.id, aliceBlock);
+      });
+
+      it('a targeted pass reads only the mapped accounts among the names', async () => {
+        const source = new WikiSource({ api, wiki: WIKI, centralAuth: false, accounts });
+        const state = await source.targeted(['Stranger', 'carol', 'Alice', 'Alice', '#12', '192.0.2.1']);
+        assert.equal(state.complete, false);
+        assert.deepEqual(state.users.map((u) => u.account.username), ['Carol', 'Alice']);
+        assert.equal(state.users[0]!.account.localpart, 'carol');
+      });
+
+      it('polls the logs after a stored cursor; without a commit the same entries come again', async () => {
+        const poller = () => new LogPoller({ api, cursors, centralAuth: false, initialLookbackMs: 0 });
+        const first = await poller().poll();
+        assert.deepEqual(first.usernames.filter((n) => n.startsWith('Target')), []);
+        await first.commit();
+        assert.ok(await cursors.get(logCursorName('block')), 'the start is pinned');
+
+        await wiki.block(target, { reason: 'socking' });
+        await wiki.userrights(target, { add: ['bot'] });
+        const polled = await poller().poll();
+        assert.deepEqual(polled.usernames, [target]);
+        assert.deepEqual(polled.events.map((e) => `${e.type}/${e.action}`), ['block/block', 'rights/rights']);
+        assert.equal(polled.events[0]!.details.kind, 'block');
+
+        // A crash before the commit: a new poller (a restarted worker) gets the same entries.
+        const again = await poller().poll();
+        assert.deepEqual(again.usernames, [target]);
+        assert.deepEqual(again.events.map((e) => e.logId), polled.events.map((e) => e.logId));
+
+        await again.commit();
+        const stored = (await cursors.get(logCursorName('block'))) as { logId: number };
+        assert.equal(stored.logId, polled.events[0]!.logId);
+        assert.deepEqual((await poller().poll()).usernames, [], 'nothing new after the commit');
+
+        await wiki.unblock(target);
+        const worker = poller();
+        const older = await worker.poll();
+        const newer = await worker.poll();
+        assert.deepEqual(newer.usernames, [target]);
+        assert.deepEqual(newer.events.map((e) => `${e.type}/${e.action}`), ['block/unblock']);
+        await newer.commit();
+        await older.commit(); // late, and no further: the cursor stays
+        assert.equal(((await cursors.get(logCursorName('block'))) as { logId: number }).logId, newer.events[0]!.logId);
+        await wiki.block(target, { reason: 'again' });
+        assert.deepEqual((await worker.poll()).events.map((e) => `${e.type}/${e.action}`), ['block/block']);
+      });
+    });
+  }
+});
