@@ -30,6 +30,17 @@ function load(values: Record<string, unknown>): Config {
   return loadConfigFile(configPath(values.config as string | undefined, env), env);
 }
 
+async function withSigningKeys(config: Config, fn: (keys: SigningKeyStore) => Promise<void>): Promise<void> {
+  const db = await openMigratedDatabase(config, createLogger('warn'));
+  try {
+    const keys = new SigningKeyStore(db, { secret: config.oidc.key_encryption_secret });
+    await keys.ensure();
+    await fn(keys);
+  } finally {
+    await db.close();
+  }
+}
+
 function loggerFor(config: Config): Logger {
   return createLogger(config.logging.level);
 }
@@ -111,18 +122,12 @@ const commands: Record<string, Command> = {
     usage: `wiki-matrix-sso keys list [--config PATH]\n\n${CONFIG_HELP}`,
     options: configOption,
     async run(values) {
-      const config = load(values);
-      const db = await openMigratedDatabase(config, createLogger('warn'));
-      try {
-        const keys = new SigningKeyStore(db, { secret: config.oidc.key_encryption_secret });
-        await keys.ensure();
+      await withSigningKeys(load(values), async (keys) => {
         for (const key of await keys.list()) {
           const state = key.retireAfter ? `retired, published until ${key.retireAfter.toISOString()}` : 'signing';
           process.stdout.write(`${key.kid}  ${key.alg}  created ${key.createdAt.toISOString()}  ${state}\n`);
         }
-      } finally {
-        await db.close();
-      }
+      });
       return 0;
     },
   },
@@ -132,17 +137,12 @@ const commands: Record<string, Command> = {
     options: configOption,
     async run(values) {
       const config = load(values);
-      const db = await openMigratedDatabase(config, createLogger('warn'));
-      try {
-        const keys = new SigningKeyStore(db, { secret: config.oidc.key_encryption_secret });
-        await keys.ensure();
+      await withSigningKeys(config, async (keys) => {
         const { added, retired, pruned } = await keys.rotate({ maxTokenLifetimeSeconds: Math.max(config.oidc.ttl.id_token, config.oidc.ttl.access_token) });
         process.stdout.write(
           [`added:   ${added.join(', ') || '-'}`, `retired: ${retired.join(', ') || '-'}`, `pruned:  ${pruned.join(', ') || '-'}`, 'Restart the serve processes so that they sign with the new keys.', ''].join('\n'),
         );
-      } finally {
-        await db.close();
-      }
+      });
       return 0;
     },
   },
