@@ -1,6 +1,15 @@
 import type { Config } from '../config/load.ts';
+import type { Database } from '../db/index.ts';
 import { lead } from '../db/leader.ts';
+import { PostgresAccountRepository } from '../identity/accounts.ts';
+import { LocalpartPolicy } from '../identity/localpart.ts';
 import type { Logger } from '../log.ts';
+import { createMatrixGateway, type MatrixGateway } from '../matrix/index.ts';
+import { EventStreamTrigger, LogPoller, PostgresSyncCursorStore, WikiSource } from '../moderation/sources/index.ts';
+import { startModerationWorker, type ModerationWorker, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
+import { wikiIdOf } from '../oidc/index.ts';
+import { VERSION } from '../version.ts';
+import { ActionApiClient, buildUserAgent } from '../wiki/action-api.ts';
 import { openMigratedDatabase } from './common.ts';
 
 export const WORKER_LOCK = 'wiki-matrix-sso:worker';
@@ -8,20 +17,115 @@ export const WORKER_LOCK = 'wiki-matrix-sso:worker';
 export interface Worker {
   /** Resolves once this process is the leader. */
   leading: Promise<void>;
+  /** The moderation loop, when `sync.enabled`. */
+  moderation: ModerationWorker | undefined;
   stop(): Promise<void>;
 }
 
-export async function startWorker(config: Config, log: Logger): Promise<Worker> {
+export interface ModerationSources {
+  source: StateSource;
+  trigger?: Trigger | undefined;
+  events?: PushTrigger | undefined;
+}
+
+export interface SourceContext {
+  config: Config;
+  db: Database;
+  log: Logger;
+}
+
+export type SourcesFactory = (context: SourceContext) => ModerationSources;
+
+export interface WorkerDeps {
+  /** Where wiki state and triggers come from; default: the wiki's Action API, its logs and EventStreams. */
+  sources?: SourcesFactory;
+  /** Default: the homeserver from `matrix.*`, read-only when `sync.dry_run`. */
+  gateway?: (context: SourceContext) => MatrixGateway;
+}
+
+/** The Matrix gateway from `matrix.*`, wrapped read-only when `sync.dry_run` (or `dryRun`) says so. */
+export function matrixGatewayFrom(config: Config, log: Logger, options: { dryRun?: boolean } = {}): MatrixGateway {
+  const m = config.matrix;
+  const missing = [m.homeserver_url ? undefined : 'matrix.homeserver_url', m.access_token ? undefined : 'matrix.access_token (or access_token_file)'].filter(Boolean);
+  if (missing.length > 0) throw new Error(`moderation mirroring needs ${missing.join(' and ')}: the bot reaches the homeserver with them`);
+  return createMatrixGateway({
+    baseUrl: m.homeserver_url!,
+    accessToken: m.access_token!,
+    logger: log,
+    ...(m.user_id ? { userId: m.user_id } : {}),
+    requestTimeoutMs: m.request_timeout * 1000,
+    retry: { maxAttempts: m.max_attempts, maxRateLimitWaitMs: m.max_rate_limit_wait * 1000 },
+    dryRun: options.dryRun ?? config.sync.dry_run,
+  });
+}
+
+/** The real sources: the wiki's Action API (state and logs) and, when enabled, EventStreams. */
+export const wikiSources: SourcesFactory = ({ config, db, log }) => {
+  const w = config.wiki;
+  const userAgent = buildUserAgent(w.contact, VERSION);
+  const api = new ActionApiClient({ apiUrl: w.api_url ?? `${w.base_url}/api.php`, userAgent, timeoutMs: w.timeout * 1000, maxlag: w.maxlag, maxRetries: w.max_retries, logger: log });
+  const accounts = new PostgresAccountRepository(db, {
+    clock: () => new Date(),
+    localparts: new LocalpartPolicy({ serverName: config.matrix.server_name, reservedNames: config.identity.reserved_names, reservedPrefixes: config.identity.reserved_prefixes }),
+  });
+  const cursors = new PostgresSyncCursorStore(db);
+  const es = config.sync.event_streams;
+  return {
+    source: new WikiSource({ api, wiki: wikiIdOf(config), centralAuth: w.central_auth, logger: log, accounts }),
+    trigger: new LogPoller({ api, cursors, centralAuth: w.central_auth, logger: log }),
+    events: es.enabled ? new EventStreamTrigger({ url: es.url, userAgent, cursors, wiki: es.wiki, centralAuth: w.central_auth, logger: log }) : undefined,
+  };
+};
+
+export async function startWorker(config: Config, log: Logger, deps: WorkerDeps = {}): Promise<Worker> {
   const db = await openMigratedDatabase(config, log);
+  try {
+    return config.sync.enabled ? startMirroring(config, log, db, deps) : startIdle(log, db);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
+
+function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerDeps): Worker {
+  const context = { config, db, log };
+  const gateway = (deps.gateway ?? ((c) => matrixGatewayFrom(c.config, c.log)))(context);
+  const sources = (deps.sources ?? wikiSources)(context);
+  const moderation = startModerationWorker({
+    db,
+    log,
+    gateway,
+    ...sources,
+    moderation: config.moderation,
+    serverName: config.matrix.server_name,
+    noticeRoom: config.sync.moderation_room,
+    dryRun: config.sync.dry_run,
+    fullPassIntervalMs: config.sync.full_pass_interval * 1000,
+    pollIntervalMs: config.sync.poll_interval * 1000,
+    lockName: WORKER_LOCK,
+  });
+  return {
+    leading: moderation.leading,
+    moderation,
+    async stop() {
+      await moderation.stop();
+      await db.close();
+      log.info('stopped');
+    },
+  };
+}
+
+function startIdle(log: Logger, db: Database): Worker {
   const leadership = lead(db, WORKER_LOCK);
   log.info('waiting to become the leader (another worker may hold the lock)');
   const leading = leadership.acquired.then(() => {
-    log.info('leader: no moderation sources are configured yet, so there is nothing to do');
+    log.info('leader: moderation mirroring is off (sync.enabled is false), so there is nothing to do');
   });
   leading.catch(() => {});
   void leadership.lost.then((error) => log.error({ err: error }, 'lost leadership: the database connection ended'));
   return {
     leading,
+    moderation: undefined,
     async stop() {
       await leadership.stop();
       await db.close();

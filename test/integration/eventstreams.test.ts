@@ -91,7 +91,7 @@ describe('EventStreams trigger', () => {
       globalBlockEvent('Globally blocked'),
       globalRightsEvent('New steward', { to: ['steward'] }),
     );
-    await until('five users', () => users.length >= 6);
+    await until('six users', () => users.length >= 6);
     await sleep(50);
     assert.deepEqual(users, ['Blocked user', 'Unblocked user', 'New admin', 'Locked user', 'Globally blocked', 'New steward']);
     assert.equal(stream.connections[0]?.userAgent, USER_AGENT);

@@ -153,6 +153,20 @@ describe('command line', () => {
     assert.match(unknown.stderr, /unknown command "frobnicate"/);
   });
 
+  test('keys rotate adds signing keys and keeps the old ones listed until they retire', async () => {
+    const config = writeConfig(`database:\n  data_dir: ${tmp()}\n`);
+    const before = await run(['keys', 'list', '--config', config]);
+    assert.equal(before.code, 0, before.stderr);
+    assert.deepEqual(before.stdout.trim().split('\n').map((line) => line.split(/\s+/)[1]), ['RS256', 'ES256']);
+    const rotated = await run(['keys', 'rotate', '--config', config]);
+    assert.equal(rotated.code, 0, rotated.stderr);
+    assert.match(rotated.stdout, /^added: {3}\S+, \S+\nretired: \S+, \S+\n/);
+    const after = (await run(['keys', 'list', '--config', config])).stdout.trim().split('\n');
+    assert.equal(after.length, 4);
+    assert.match(after[0]!, /RS256 .* signing$/);
+    assert.match(after[3]!, /retired, published until \d{4}-/);
+  });
+
   test('serve on PGlite answers /ready, stops cleanly on SIGTERM, and a second process is refused the data directory', async () => {
     const dataDir = tmp();
     const config = writeConfig(`http:\n  port: 0\ndatabase:\n  data_dir: ${dataDir}\n`);

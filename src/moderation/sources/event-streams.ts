@@ -58,6 +58,11 @@ export function moderationChange(event: unknown, filter: RecentChangeFilter): Mo
   return { username, wiki, logType, logAction, logId: typeof e.log_id === 'number' ? e.log_id : null };
 }
 
+/**
+ * Told of each user to reconcile. Events wait for it one at a time, so it should hand the name
+ * over (e.g. to the next targeted pass) rather than reconcile in place; a failure is logged and
+ * left to log polling.
+ */
 export type OnUser = (username: string, change: ModerationChange) => void | Promise<void>;
 
 export interface EventStreamTriggerOptions extends RecentChangeFilter {

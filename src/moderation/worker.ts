@@ -1,0 +1,257 @@
+// The moderation loop. While this process holds the leader lock it runs a full pass at start and
+// every `fullPassIntervalMs` (level-triggered: it repairs whatever the triggers missed), and in
+// between targeted passes for the users that log polling or EventStreams name. One pass at a
+// time; stopping lets the action under way finish. A failed pass is logged and tried again on a
+// later tick; a poll whose pass failed is not committed, so its users come back next time.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Database } from '../db/index.ts';
+import { lead, type Leadership } from '../db/leader.ts';
+import type { Logger } from '../log.ts';
+import type { MatrixGateway } from '../matrix/index.ts';
+import type { ModerationConfig } from './config.ts';
+import { ModerationExecutor, type PassResult } from './executor.ts';
+import type { WikiState } from './types.ts';
+
+/** Where wiki state comes from (WikiSource). */
+export interface StateSource {
+  /** Every mapped account (`complete: true`). */
+  fullPass(): Promise<WikiState>;
+  /** The mapped accounts among these wiki usernames (`complete: false`). */
+  targeted(usernames: Iterable<string>): Promise<WikiState>;
+}
+
+/** Polled for whom to reconcile now (LogPoller). */
+export interface Trigger {
+  poll(): Promise<{ usernames: string[]; commit(): Promise<void> }>;
+}
+
+/** Pushes whom to reconcile now (EventStreamTrigger). */
+export interface PushTrigger {
+  start(onUser: (username: string) => void | Promise<void>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ModerationWorkerOptions {
+  db: Database;
+  log: Logger;
+  gateway: MatrixGateway;
+  source: StateSource;
+  trigger?: Trigger | undefined;
+  events?: PushTrigger | undefined;
+  moderation: ModerationConfig;
+  serverName: string;
+  /** `sync.moderation_room`. */
+  noticeRoom?: string | undefined;
+  /** `sync.dry_run`; default: whether the gateway is a DryRunGateway. */
+  dryRun?: boolean;
+  fullPassIntervalMs: number;
+  pollIntervalMs: number;
+  /** Name of the leader lock; one leader per name. */
+  lockName: string;
+  /** How often a standby tries to take over. Default 5 s. */
+  leaderRetryMs?: number;
+  /** How long the first username pushed by EventStreams waits for others. Default 1 s. */
+  eventBatchMs?: number;
+  /** Pause after a failed pass before the next try. Default: the poll interval. */
+  retryMs?: number;
+  clock?: () => Date;
+}
+
+export interface WorkerStatus {
+  leading: boolean;
+  lastFullPass: { at: Date; result: PassResult } | undefined;
+  lastError: { at: Date; message: string } | undefined;
+}
+
+export interface ModerationWorker {
+  /** Resolves the first time this process becomes the leader. */
+  readonly leading: Promise<void>;
+  readonly status: WorkerStatus;
+  /** Runs a full pass as soon as the pass under way ends; resolves with its result. */
+  fullPass(): Promise<PassResult>;
+  /** Finishes the action under way, then stops; no half-done writes. */
+  stop(): Promise<void>;
+}
+
+/** Usernames pushed by EventStreams wait at most this long, so a burst becomes one pass. */
+const EVENT_BATCH_MS = 1_000;
+
+type Waiter = { resolve: (result: PassResult) => void; reject: (error: unknown) => void };
+
+export function startModerationWorker(options: ModerationWorkerOptions): ModerationWorker {
+  const log = options.log.child({ component: 'moderation-worker' });
+  const clock = options.clock ?? (() => new Date());
+  const executor = new ModerationExecutor({
+    db: options.db,
+    gateway: options.gateway,
+    log: options.log,
+    moderation: options.moderation,
+    serverName: options.serverName,
+    noticeRoom: options.noticeRoom,
+    dryRun: options.dryRun,
+    clock,
+  });
+  const retryMs = options.retryMs ?? options.pollIntervalMs;
+  const eventBatchMs = options.eventBatchMs ?? EVENT_BATCH_MS;
+
+  let stopped = false;
+  const stopAbort = new AbortController();
+  /** Aborted on stop or lost leadership: the pass under way ends after its current action. */
+  let passAbort = new AbortController();
+  /** Aborted to cut a sleep short (new work, stop). */
+  let wakeAbort = new AbortController();
+  let leadership: Leadership | undefined;
+  const queued = new Set<string>();
+  let waiters: Waiter[] = [];
+  let fullRequested = false;
+  const status: WorkerStatus = { leading: false, lastFullPass: undefined, lastError: undefined };
+  let firstLead: () => void = () => {};
+  const leading = new Promise<void>((resolve) => (firstLead = resolve));
+
+  const wake = () => wakeAbort.abort();
+  let nextQueued = 0;
+  const onUser = (username: string) => {
+    // The first name of a burst waits a moment for the others, so the burst is one pass.
+    if (queued.size === 0) nextQueued = Math.max(nextQueued, clock().getTime() + eventBatchMs);
+    queued.add(username);
+    wake();
+  };
+  const failed = (what: string, error: unknown) => {
+    status.lastError = { at: clock(), message: error instanceof Error ? error.message : String(error) };
+    log.error({ err: error }, `${what} failed; trying again later`);
+  };
+
+  /** Whether a pass left actions undone (stopped, rate limited): its users need another pass soon. */
+  const unfinished = (result: PassResult | undefined) => result !== undefined && result.deferred > 0;
+
+  async function runFull(): Promise<PassResult> {
+    const mine = waiters;
+    waiters = [];
+    fullRequested = false;
+    try {
+      const state = await options.source.fullPass();
+      const result = await executor.run(state, { signal: passAbort.signal });
+      status.lastFullPass = { at: clock(), result };
+      for (const w of mine) w.resolve(result);
+      return result;
+    } catch (error) {
+      for (const w of mine) w.reject(error);
+      throw error;
+    }
+  }
+
+  async function runTargeted(usernames: string[]): Promise<PassResult | undefined> {
+    if (usernames.length === 0) return undefined;
+    const state = await options.source.targeted(usernames);
+    return state.users.length > 0 ? executor.run(state, { signal: passAbort.signal }) : undefined;
+  }
+
+  async function runPoll(): Promise<void> {
+    const poll = await options.trigger!.poll();
+    const result = await runTargeted(poll.usernames);
+    // A pass left half done must see these users again: the cursor stays.
+    if (!unfinished(result) && !passAbort.signal.aborted) await poll.commit();
+  }
+
+  async function runQueued(): Promise<void> {
+    const usernames = [...queued];
+    queued.clear();
+    const again = () => {
+      for (const name of usernames) queued.add(name);
+      nextQueued = clock().getTime() + retryMs;
+    };
+    try {
+      if (unfinished(await runTargeted(usernames))) again();
+    } catch (error) {
+      again();
+      throw error;
+    }
+  }
+
+  /** One leader term: passes until stopped or the lock is lost. */
+  async function loop(lost: Promise<unknown>): Promise<void> {
+    let leaderLost = false;
+    void lost.then(() => {
+      leaderLost = true;
+      passAbort.abort();
+      wake();
+    });
+    const now = () => clock().getTime();
+    let nextFull = now();
+    let nextPoll = now();
+    while (!stopped && !leaderLost) {
+      try {
+        if (fullRequested || now() >= nextFull) {
+          nextFull = now() + options.fullPassIntervalMs;
+          const result = await runFull().catch((error) => {
+            nextFull = now() + retryMs;
+            throw error;
+          });
+          if (unfinished(result)) nextFull = now() + retryMs;
+        } else if (queued.size > 0 && now() >= nextQueued) {
+          await runQueued();
+        } else if (options.trigger && now() >= nextPoll) {
+          nextPoll = now() + options.pollIntervalMs;
+          await runPoll();
+        } else {
+          const until = Math.min(nextFull, options.trigger ? nextPoll : Infinity, queued.size > 0 ? nextQueued : Infinity);
+          wakeAbort = new AbortController();
+          await sleep(Math.max(0, until - now()), undefined, { signal: wakeAbort.signal }).catch(() => {});
+        }
+      } catch (error) {
+        if (stopped || leaderLost) break;
+        failed('moderation pass', error);
+      }
+    }
+  }
+
+  async function term(): Promise<void> {
+    const current = (leadership = lead(options.db, options.lockName, { retryMs: options.leaderRetryMs ?? 5_000 }));
+    log.info('waiting to become the leader (another worker may hold the lock)');
+    try {
+      if (!(await current.acquired.then(() => true, () => false)) || stopped) return;
+      status.leading = true;
+      passAbort = new AbortController();
+      log.info({ dryRun: executor.dryRun }, 'leader: moderation mirroring is running');
+      firstLead();
+      await options.events?.start(onUser).catch((error) => failed('starting EventStreams', error));
+      await loop(current.lost.then((error) => log.error({ err: error }, 'lost leadership: the database connection ended')));
+    } finally {
+      status.leading = false;
+      await options.events?.stop().catch((error) => log.warn({ err: error }, 'stopping EventStreams failed'));
+      await current.stop();
+    }
+  }
+
+  const running = (async () => {
+    while (!stopped) {
+      await term().catch((error) => failed('the moderation worker', error));
+      if (!stopped) await sleep(options.leaderRetryMs ?? 5_000, undefined, { signal: stopAbort.signal }).catch(() => {});
+    }
+  })();
+
+  return {
+    leading,
+    status,
+    fullPass() {
+      if (stopped) return Promise.reject(new Error('the moderation worker is stopped'));
+      return new Promise<PassResult>((resolve, reject) => {
+        waiters.push({ resolve, reject });
+        fullRequested = true;
+        wake();
+      });
+    },
+    async stop() {
+      if (stopped) return running;
+      stopped = true;
+      stopAbort.abort();
+      passAbort.abort();
+      wake();
+      // While waiting for the lock, this ends the wait; a leader lets go once its loop has ended.
+      if (!status.leading) await leadership?.stop();
+      await running;
+      for (const w of waiters.splice(0)) w.reject(new Error('the moderation worker stopped'));
+      log.info('moderation worker stopped');
+    },
+  };
+}

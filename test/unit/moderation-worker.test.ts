@@ -1,0 +1,215 @@
+// The moderation loop: a full pass when it becomes the leader, targeted passes for polled and
+// pushed users (the poll committed only after its pass), failures retried on a later tick, full
+// passes on demand, one leader at a time, and a stop that lets the action under way finish.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, beforeEach, describe, test } from 'node:test';
+import pino from 'pino';
+import { moderationConfigSchema } from '../../src/moderation/config.ts';
+import { ModerationRecordStore } from '../../src/moderation/records.ts';
+import type { WikiState, WikiUserState } from '../../src/moderation/types.ts';
+import { startModerationWorker, type ModerationWorkerOptions, type PushTrigger, type StateSource, type Trigger } from '../../src/moderation/worker.ts';
+import { backends, type TestDatabase } from '../support/backends.ts';
+import { FakeMatrix } from '../support/fake-matrix.ts';
+
+const silent = pino({ level: 'silent' });
+const SERVER = 'example.org';
+const BOT = `@bot:${SERVER}`;
+const ROOM = '!a:example.org';
+const mxid = (localpart: string) => `@${localpart}:${SERVER}`;
+const FAR = new Date('2099-01-01T00:00:00Z');
+
+function user(name: string, blocked: boolean): WikiUserState {
+  return {
+    account: { wiki: 'wiki.example', centralId: String(name.length), username: name, localpart: name.toLowerCase() },
+    blocks: blocked
+      ? [{ id: 1, user: name, userId: 1, by: 'Admin', timestamp: new Date('2030-01-01T00:00:00Z'), expiry: FAR, reason: 'Spam', sitewide: true, restrictions: { pages: [], namespaces: [], actions: [] }, anonOnly: false, noCreate: false, autoblock: false, noEmail: false, allowUserTalk: true, hidden: false }]
+      : [],
+    globalBlocks: [], lock: null, groups: [], globalGroups: [],
+  };
+}
+
+/** A wiki whose blocks the test changes; full and targeted reads counted. */
+class StaticWiki implements StateSource {
+  blocked = new Set<string>();
+  names = ['Alice', 'Bob'];
+  full = 0;
+  targetedCalls: string[][] = [];
+  failTargeted = 0;
+  state(names: string[], complete: boolean): WikiState {
+    return { wiki: 'wiki.example', users: names.map((n) => user(n, this.blocked.has(n))), complete };
+  }
+  async fullPass() {
+    this.full += 1;
+    return this.state(this.names, true);
+  }
+  async targeted(usernames: Iterable<string>) {
+    const names = [...usernames];
+    this.targetedCalls.push(names);
+    if (this.failTargeted > 0) {
+      this.failTargeted -= 1;
+      throw new Error('wiki unreachable');
+    }
+    return this.state(names.filter((n) => this.names.includes(n)), false);
+  }
+}
+
+class QueueTrigger implements Trigger {
+  pending: string[] = [];
+  commits = 0;
+  async poll() {
+    const usernames = [...this.pending];
+    return { usernames, commit: async () => {
+      this.commits += 1;
+      this.pending = this.pending.filter((n) => !usernames.includes(n));
+    } };
+  }
+}
+
+class Pusher implements PushTrigger {
+  onUser: ((username: string) => void | Promise<void>) | undefined;
+  async start(onUser: (username: string) => void | Promise<void>) {
+    this.onUser = onUser;
+  }
+  async stop() {
+    this.onUser = undefined;
+  }
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+const backend = backends()[0]!;
+
+describe('moderation worker', () => {
+  let db: TestDatabase;
+  let matrix: FakeMatrix;
+  let wiki: StaticWiki;
+  const opened: TestDatabase[] = [];
+  const stops: (() => Promise<void>)[] = [];
+
+  beforeEach(async () => {
+    db = await backend.open();
+    opened.push(db);
+    matrix = new FakeMatrix(BOT);
+    matrix.addRoom(ROOM, { members: [mxid('alice'), mxid('bob')] });
+    wiki = new StaticWiki();
+  });
+  after(async () => {
+    for (const stop of stops) await stop().catch(() => {});
+    await Promise.all(opened.map((d) => d.dispose()));
+  });
+
+  function start(fields: Partial<ModerationWorkerOptions> = {}) {
+    const worker = startModerationWorker({
+      db, log: silent, gateway: matrix, source: wiki,
+      moderation: moderationConfigSchema.parse({ rooms: [{ room_id: ROOM }] }),
+      serverName: SERVER, dryRun: false,
+      fullPassIntervalMs: 60_000, pollIntervalMs: 20, retryMs: 20, eventBatchMs: 10, leaderRetryMs: 20,
+      lockName: `test-${Math.random()}`, ...fields,
+    });
+    stops.push(() => worker.stop());
+    return worker;
+  }
+  const banned = (name: string) => matrix.rooms.get(ROOM)!.bans.has(mxid(name));
+
+  test('a full pass at start, then polled users get a targeted pass and the poll is committed after it', async () => {
+    wiki.blocked.add('Alice');
+    const trigger = new QueueTrigger();
+    const worker = start({ trigger });
+    await worker.leading;
+    await until('the first full pass', () => banned('alice'));
+    assert.equal(wiki.full, 1);
+
+    wiki.blocked.add('Bob');
+    trigger.pending.push('Bob', 'Nobody');
+    await until('the targeted pass', () => banned('bob'));
+    await until('the commit', () => trigger.commits > 0 && trigger.pending.length === 0);
+    assert.ok(wiki.targetedCalls.some((names) => names.includes('Bob')));
+    assert.equal(wiki.full, 1, 'no second full pass before the interval');
+    await worker.stop();
+  });
+
+  test('a failed targeted pass is not committed and is tried again', async () => {
+    const trigger = new QueueTrigger();
+    const worker = start({ trigger });
+    await until('the first full pass', () => wiki.full === 1);
+    wiki.failTargeted = 2;
+    wiki.blocked.add('Bob');
+    trigger.pending.push('Bob');
+    await until('the pass that works', () => banned('bob'));
+    assert.ok(wiki.targetedCalls.filter((names) => names.includes('Bob')).length >= 3);
+    await until('the commit', () => trigger.pending.length === 0);
+    assert.equal(worker.status.lastError?.message, 'wiki unreachable');
+    await worker.stop();
+  });
+
+  test('pushed users are batched into one targeted pass', async () => {
+    const events = new Pusher();
+    const worker = start({ events });
+    await until('the first full pass', () => wiki.full === 1 && events.onUser !== undefined);
+    wiki.blocked.add('Alice').add('Bob');
+    void events.onUser!('Alice');
+    void events.onUser!('Bob');
+    await until('both banned', () => banned('alice') && banned('bob'));
+    assert.deepEqual(wiki.targetedCalls, [['Alice', 'Bob']]);
+    await worker.stop();
+    assert.equal(events.onUser, undefined, 'the stream is stopped with the worker');
+  });
+
+  test('a full pass on demand', async () => {
+    const worker = start();
+    await until('the first full pass', () => wiki.full === 1);
+    wiki.blocked.add('Alice');
+    const result = await worker.fullPass();
+    assert.equal(result.full, true);
+    assert.equal(result.counts.applied, 1);
+    assert.ok(banned('alice'));
+    assert.equal(worker.status.lastFullPass?.result.passId, result.passId);
+    await worker.stop();
+  });
+
+  test('one leader at a time; the standby takes over when the leader stops', async () => {
+    const lockName = `shared-${Math.random()}`;
+    const first = start({ lockName });
+    await first.leading;
+    const second = start({ lockName });
+    await sleep(100);
+    assert.equal(first.status.leading, true);
+    assert.equal(second.status.leading, false);
+    assert.equal(wiki.full, 1);
+    await first.stop();
+    await second.leading;
+    await until('the standby full pass', () => wiki.full === 2);
+    await second.stop();
+  });
+
+  test('stopping lets the action under way finish and records it; the rest waits', async () => {
+    matrix.addRoom('!b:example.org');
+    matrix.addRoom('!c:example.org');
+    let release: () => void = () => {};
+    let started = 0;
+    const slowMatrix = Object.assign(Object.create(matrix) as FakeMatrix, {
+      ban: async (roomId: string, userId: string, reason: string) => {
+        started += 1;
+        await new Promise<void>((resolve) => (release = resolve));
+        return matrix.ban(roomId, userId, reason);
+      },
+    });
+    wiki.blocked.add('Alice');
+    const worker = start({ gateway: slowMatrix, moderation: moderationConfigSchema.parse({ rooms: ['!a:example.org', '!b:example.org', '!c:example.org'].map((room_id) => ({ room_id })) }) });
+    await until('the first ban under way', () => started === 1);
+    const stopping = worker.stop();
+    release();
+    await stopping;
+    assert.equal(started, 1, 'no second ban started');
+    assert.equal(matrix.writes('ban').length, 1);
+    const records = await new ModerationRecordStore(db).load();
+    assert.equal(records.bans.length, 1, 'the finished ban is recorded');
+  });
+});
