@@ -87,8 +87,9 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
   }
 
   /** Shows why the sign-in stopped, with a button that returns to the app with the OAuth error. */
-  async function refuse(ctx: Context, uid: string | undefined, problem: Problem, uiLocales?: string): Promise<void> {
+  async function refuse(ctx: Context, uid: string | undefined, problem: Problem): Promise<void> {
     const details = uid ? await provider.Interaction.find(uid) : undefined;
+    const uiLocales = details?.params.ui_locales as string | undefined;
     const returnTo =
       details && problemInfo(problem).oauthError
         ? { clientName: await clientName(details as unknown as Details), target: { action: `/interaction/${uid}/abort`, fields: { problem: problem.kind } } }

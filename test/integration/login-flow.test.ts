@@ -156,6 +156,18 @@ describe('refusals', () => {
     });
   }
 
+  test('pages follow ui_locales, then Accept-Language', async () => {
+    stack.wiki.login = { user: editor({ centralId: 7900, username: 'Rtl Reader', blocked: true }) };
+    const browser = new Browser({ acceptLanguage: 'de-DE,de;q=0.9' });
+    const request = await rp.authorizationRequest({ ui_locales: 'he' });
+    const login = await browser.follow(request.url);
+    assert.match(login.body, /<html lang="he" dir="rtl">/);
+    const refused = await continueToWiki(browser, login, RP_CALLBACK);
+    assert.match(refused.body, /<html lang="he" dir="rtl">/);
+    const german = await new Browser({ acceptLanguage: 'de-DE,de;q=0.9' }).follow((await rp.authorizationRequest()).url);
+    assert.match(german.body, /<html lang="de" dir="ltr">/);
+  });
+
   test('cancelling on the wiki returns access_denied', async () => {
     stack.wiki.login = { user: editor(), approve: false };
     const browser = new Browser();

@@ -34,6 +34,8 @@ export class FakeMatrix implements MatrixGateway {
   readonly calls: FakeCall[] = [];
   /** Decides whether a write fails (return an error to throw it). */
   fail: (call: FakeCall) => Error | undefined = () => undefined;
+  /** Awaited before each write is carried out, to hold it in flight. */
+  hold: ((call: FakeCall) => Promise<void>) | undefined;
   requestCount = 0;
 
   constructor(bot: string) {
@@ -143,6 +145,7 @@ export class FakeMatrix implements MatrixGateway {
   }
 
   async #write(call: FakeCall & { roomId: string }, change: (room: FakeRoom) => void | 'unchanged'): Promise<WriteOutcome> {
+    await this.hold?.(call);
     this.#check(call);
     const room = call.method === 'sendNotice' ? undefined : this.#room(call.roomId, call.method);
     const result = room ? change(room) : undefined;
