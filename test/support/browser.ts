@@ -79,10 +79,10 @@ export class Browser {
     return hop;
   }
 
-  /** Submits the form in `page` whose submit button text matches `button`. */
+  /** Submits the form in `page` whose submit button text (or action URL) matches `button`. */
   async submit(page: Hop, button: RegExp, options: { stopAt?: (url: URL) => boolean } = {}): Promise<Hop> {
     const forms = [...page.body.matchAll(/<form\b[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/g)];
-    const form = forms.find((f) => button.test(textOf(f[2]!)));
+    const form = forms.find((f) => button.test(textOf(f[2]!)) || button.test(decode(f[1]!)));
     if (!form) throw new Error(`no form with a button matching ${button} on ${page.url}:\n${page.body}`);
     const fields: Record<string, string> = {};
     for (const input of form[2]!.matchAll(/<input\b[^>]*>/g)) {

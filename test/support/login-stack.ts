@@ -215,5 +215,5 @@ export async function continueToWiki(browser: Browser, page: Hop, redirectUri: s
   if (page.status !== 200 || !/<form/.test(page.body)) {
     throw new Error(`expected the sign-in page, got ${page.status} at ${page.url} (location ${page.location}):\n${page.body.slice(0, 500)}`);
   }
-  return browser.submit(page, /^Continue with/, { stopAt: (u) => u.href.startsWith(redirectUri) });
+  return browser.submit(page, /\/interaction\/[^/]+\/wiki$/, { stopAt: (u) => u.href.startsWith(redirectUri) });
 }
