@@ -4,6 +4,7 @@
 // are pure functions and storage, gateway and executor can be written and tested apart.
 import type { Account } from '../identity/accounts.ts';
 import type { GlobalBlock, WikiBlock } from '../wiki/action-api-results.ts';
+import type { Membership, PowerLevelsContent } from '../matrix/gateway.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Wiki state (input to policy)
@@ -118,21 +119,8 @@ export interface DesiredState {
 // ---------------------------------------------------------------------------------------------
 // Actual Matrix state (read from the homeserver)
 
-export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
-
-/** `m.room.power_levels` content; missing fields take the spec's defaults. */
-export interface PowerLevelsContent {
-  users?: Record<string, number>;
-  users_default?: number;
-  ban?: number;
-  kick?: number;
-  invite?: number;
-  redact?: number;
-  state_default?: number;
-  events_default?: number;
-  events?: Record<string, number>;
-  [key: string]: unknown;
-}
+// The homeserver's vocabulary, shared with the gateway that reads it.
+export type { Membership, PowerLevelsContent } from '../matrix/gateway.ts';
 
 export interface RoomSnapshot {
   roomId: string;
