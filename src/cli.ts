@@ -11,6 +11,8 @@ import { configJsonSchema, renderSample } from './config/generate.ts';
 import { ConfigError, configPath, loadConfigFile, redact, type Config, type Environment } from './config/load.ts';
 import { createLogger, type Logger } from './log.ts';
 import { SigningKeyStore } from './oidc/keys.ts';
+import { runSync } from './commands/sync.ts';
+import { whois } from './commands/whois.ts';
 
 const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
 
@@ -115,6 +117,37 @@ const commands: Record<string, Command> = {
       await db.close();
       process.stdout.write(`${db.description}: migrations are up to date\n`);
       return 0;
+    },
+  },
+  sync: {
+    summary: 'Run one full moderation pass now; with --dry-run, print its plan and change nothing.',
+    usage: `wiki-matrix-sso sync [--dry-run] [--config PATH]\n\n  --dry-run           print what the pass would do; nothing is changed or recorded\n${CONFIG_HELP}`,
+    options: { ...configOption, 'dry-run': { type: 'boolean' } },
+    async run(values) {
+      const config = load(values);
+      return runSync({ config, log: createLogger('warn'), dryRun: Boolean(values['dry-run']) });
+    },
+  },
+  whois: {
+    summary: 'Show the account behind a wiki username, a Matrix ID or localpart, or a central user id.',
+    usage: `wiki-matrix-sso whois <username | @localpart:server | localpart | central id> [--config PATH]\n\n${CONFIG_HELP}`,
+    options: configOption,
+    async run(values, positionals) {
+      const query = positionals.join(' ').trim();
+      if (!query) throw new UsageError('say whom to look up');
+      const config = load(values);
+      const db = await openMigratedDatabase(config, createLogger('warn'));
+      try {
+        const account = await whois(db, config, query);
+        if (!account) {
+          process.stdout.write(`no account matches "${query}"\n`);
+          return 1;
+        }
+        process.stdout.write(YAML.stringify(account));
+        return 0;
+      } finally {
+        await db.close();
+      }
     },
   },
   'keys list': {
@@ -224,7 +257,7 @@ export async function main(argv: string[]): Promise<number> {
     const { values, positionals } = parseArgs({
       args: rest,
       options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: name === 'config check',
+      allowPositionals: name === 'config check' || name === 'whois',
       strict: true,
     });
     if (values.help) {

@@ -7,6 +7,7 @@ import type { WikiProfileStore } from '../login/store.ts';
 import type { Logger } from '../log.ts';
 import type { Problem } from '../views/index.ts';
 import { VERSION } from '../version.ts';
+import { explicitGroups } from '../wiki/action-api-results.ts';
 import type { Pages } from './pages.ts';
 
 /**
@@ -24,8 +25,6 @@ export const CLAIMS = {
 
 export const SCOPES = ['openid', 'offline_access', ...Object.keys(CLAIMS).filter((s) => s !== 'openid')];
 
-/** Groups every account has; they say nothing about the person. */
-const IMPLICIT_GROUPS = new Set(['*', 'user', 'autoconfirmed']);
 
 export interface ProviderDeps {
   config: Config;
@@ -116,7 +115,7 @@ export function createProvider(deps: ProviderDeps): Provider {
             wiki_username: account.username,
             ...(profile && {
               ...(profile.email ? { email: profile.email, email_verified: true } : {}),
-              groups: profile.groups.filter((g) => !IMPLICIT_GROUPS.has(g)),
+              groups: explicitGroups(profile.groups),
               editcount: profile.editCount,
               ...(profile.registered ? { registered: profile.registered.toISOString() } : {}),
             }),

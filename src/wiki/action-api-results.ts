@@ -20,6 +20,9 @@ import { z } from 'zod';
 
 export const IMPLICIT_GROUPS: readonly string[] = ['*', 'user', 'autoconfirmed'];
 
+/** The groups someone was put in, without the ones every (confirmed) account has. */
+export const explicitGroups = (groups: readonly string[]): string[] => groups.filter((g) => !IMPLICIT_GROUPS.includes(g));
+
 const INFINITE_EXPIRIES = new Set(['infinite', 'infinity', 'indefinite', 'never']);
 const ISO_TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$/;
 const MW_TIMESTAMP = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)$/;

@@ -7,6 +7,10 @@ import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import { createApp } from '../../src/http/app.ts';
 import { listen } from '../../src/http/server.ts';
+import { openDatabase } from '../../src/db/index.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
+import { LocalpartPolicy } from '../../src/identity/localpart.ts';
 import { createLogger } from '../../src/log.ts';
 import { backends, serverUrl } from '../support/backends.ts';
 import { run, start, writeConfig } from '../support/cli.ts';
@@ -165,6 +169,25 @@ describe('command line', () => {
     assert.equal(after.length, 4);
     assert.match(after[0]!, /RS256 .* signing$/);
     assert.match(after[3]!, /retired, published until \d{4}-/);
+  });
+
+  test('whois finds an account by username, Matrix ID, localpart or central id', async () => {
+    const dataDir = tmp();
+    const config = writeConfig(`database:\n  data_dir: ${dataDir}\n`);
+    const db = await openDatabase({ dataDir, poolMax: 1, connectTimeoutSeconds: 5 });
+    await migrate(db);
+    const accounts = new PostgresAccountRepository(db, { clock: () => new Date('2026-01-02T03:04:05Z'), localparts: new LocalpartPolicy({ serverName: 'localhost' }) });
+    await accounts.upsertOnLogin({ wiki: 'meta.wikimedia.org', centralId: '4242', username: 'Jimbo Wales' });
+    await db.close();
+    for (const query of ['Jimbo Wales', 'jimbo_Wales', '@jimbo_wales:localhost', 'jimbo_wales', '4242']) {
+      const found = await run(['whois', query, '--config', config]);
+      assert.equal(found.code, 0, `${query}: ${found.stderr}`);
+      assert.match(found.stdout, /^matrix_id: "@jimbo_wales:localhost"\n/);
+      assert.match(found.stdout, /central_id: "4242"/);
+    }
+    const missing = await run(['whois', '@jimbo_wales:elsewhere.org', '--config', config]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stdout, /no account matches/);
   });
 
   test('serve on PGlite answers /ready, stops cleanly on SIGTERM, and a second process is refused the data directory', async () => {
