@@ -41,6 +41,12 @@ export interface RoomSnapshot {
   creators?: string[];
   roomVersion: string;
   botUserId: string;
+  /**
+   * `m.policy.rule.user` state by state key, content as found; `{}` is a withdrawn rule, so a
+   * rule withdrawn or changed by hand is seen like any other state. Undefined from a gateway
+   * that does not read them; the executor then takes its own records as the published rules.
+   */
+  policyRules?: Map<string, Record<string, unknown>>;
 }
 
 /**

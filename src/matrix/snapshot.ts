@@ -11,6 +11,8 @@ const stateEvent = z.object({
 });
 type StateEvent = z.infer<typeof stateEvent>;
 
+const POLICY_RULE_USER = 'm.policy.rule.user';
+
 const MEMBERSHIPS: ReadonlySet<string> = new Set<Membership>(['join', 'invite', 'leave', 'ban', 'knock']);
 
 /**
@@ -47,6 +49,7 @@ export function toRoomSnapshot(roomId: string, botUserId: string, events: StateE
   const bans = new Map<string, BanInfo>();
   let powerLevels: PowerLevelsContent = {};
   let create: StateEvent | undefined;
+  const policyRules = new Map<string, Record<string, unknown>>();
   for (const event of events) {
     if (event.type === 'm.room.member') {
       const membership = event.content.membership;
@@ -60,12 +63,14 @@ export function toRoomSnapshot(roomId: string, botUserId: string, events: StateE
       powerLevels = event.content as PowerLevelsContent;
     } else if (event.state_key === '' && event.type === 'm.room.create') {
       create = event;
+    } else if (event.type === POLICY_RULE_USER) {
+      policyRules.set(event.state_key, event.content);
     }
   }
   // Room version 1 rooms may omit it: the spec says an absent room_version means "1".
   const version = create?.content.room_version;
   const roomVersion = typeof version === 'string' ? version : '1';
-  const snapshot: RoomSnapshot = { roomId, members, bans, powerLevels, roomVersion, botUserId };
+  const snapshot: RoomSnapshot = { roomId, members, bans, powerLevels, roomVersion, botUserId, policyRules };
   if (create && creatorsArePrivileged(roomVersion)) snapshot.creators = creatorsOf(create);
   return snapshot;
 }

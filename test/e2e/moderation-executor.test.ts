@@ -1,7 +1,9 @@
 // The moderation executor against a real Synapse, from a static wiki state: a sitewide block bans
 // in every managed room with the block's reason, a sysop gets level 50 in one power levels event
 // per room, and when the block and the group end the bans are lifted and the levels removed, while
-// a ban a moderator placed by hand stays. One notice per pass in the moderation room.
+// a ban a moderator placed by hand stays. One notice per pass in the moderation room. A policy
+// rule withdrawn by hand is seen in the room state: republished while the block lasts, and only
+// forgotten (not withdrawn twice) once it ends.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
@@ -164,6 +166,28 @@ describe('moderation executor on a real Synapse', { skip: skipUnless(unavailable
     const texts = await noticeTexts();
     assert.equal(texts.length, 2);
     assert.match(texts[0]!, /Unbanned @vandal:\S+ in 3 rooms — Block #4242 on wiki\.example is no longer in force/);
+  });
+
+  test('policy list: a rule withdrawn by hand is republished while the block lasts, then forgotten', async () => {
+    const { room_id: list } = await admin('POST', '/createRoom', { preset: 'private_chat', room_version: '11', name: 'policy list' });
+    const moderation = moderationConfigSchema.parse({ policy_list: { room_id: list } });
+    const pass = (users: WikiUserState[]) => new ModerationExecutor({ db, gateway, log: silent, moderation, serverName: synapse.serverName, dryRun: false }).run(wiki(users));
+    const key = `rule:${vandal.userId}`;
+    const rule = () => state(list, 'm.policy.rule.user', key);
+    const kinds = (result: Awaited<ReturnType<typeof pass>>) => result.results.map((r) => `${r.action.kind}:${r.outcome}`);
+    const withdrawByHand = () => admin('PUT', `/rooms/${enc(list)}/state/m.policy.rule.user/${enc(key)}`, {});
+
+    assert.deepEqual(kinds(await pass([wikiUser('Vandal', { blocks: [BLOCK] })])), ['publish_policy:applied']);
+    assert.equal((await rule()).entity, vandal.userId);
+
+    await withdrawByHand();
+    assert.deepEqual(kinds(await pass([wikiUser('Vandal', { blocks: [BLOCK] })])), ['publish_policy:applied'], 'the block still holds: the rule is back');
+    assert.equal((await rule()).recommendation, 'm.ban');
+
+    await withdrawByHand();
+    assert.deepEqual(kinds(await pass([wikiUser('Vandal')])), ['forget:applied'], 'already withdrawn: nothing is sent');
+    assert.deepEqual(await rule(), {});
+    assert.equal((await new ModerationRecordStore(db).load()).policyRules.length, 0);
   });
 
   test('a room where the bot lacks power: refused, audited, reported', async () => {

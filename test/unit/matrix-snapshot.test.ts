@@ -121,6 +121,27 @@ describe('room snapshot from full state', () => {
     assert.equal(requiredEventLevel(implicitState, 'm.policy.rule.user', true), 50);
   });
 
+  test('policy rules: m.policy.rule.user by state key, a withdrawn rule as {}, other rule types left out', () => {
+    const live = { entity: '@vandal:example.org', recommendation: 'm.ban', reason: 'Blocked on the wiki' };
+    const snapshot = snapshotOf([
+      event('m.policy.rule.user', 'rule:@vandal:example.org', live),
+      event('m.policy.rule.user', 'rule:@gone:example.org', {}, '@mod:example.org'),
+      event('m.policy.rule.room', 'rule:!r:example.org', { entity: '!r:example.org', recommendation: 'm.ban', reason: 'x' }),
+      event('org.matrix.mjolnir.rule.user', 'rule:@old:example.org', { entity: '@old:example.org', recommendation: 'm.ban', reason: 'x' }),
+      member('@vandal:example.org', 'join'),
+    ]);
+    assert.deepEqual([...snapshot.policyRules!], [
+      ['rule:@vandal:example.org', live],
+      ['rule:@gone:example.org', {}],
+    ]);
+    assert.deepEqual([...snapshot.members], [['@vandal:example.org', 'join']]);
+  });
+
+  test('a room without policy rules reads as an empty list, not an unknown one', () => {
+    // An empty map tells the executor the room holds no rules; undefined would make it trust its records.
+    assert.deepEqual(snapshotOf([event('m.room.create', '', { room_version: '11' })]).policyRules, new Map());
+  });
+
   test('space children: m.space.child with a non-empty via', () => {
     const parsed = stateEvents([
       event('m.space.child', '!a:example.org', { via: ['example.org'] }),
