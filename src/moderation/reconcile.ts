@@ -379,10 +379,16 @@ function planBans(
     const want = desired.get(userId);
     const record = records.get(userId);
     const ban = currentBan(snapshot, userId);
-    const ours = record !== undefined && ban?.sender === botUserId;
+    const bots = ban?.sender === botUserId;
+    const ours = record !== undefined && bots;
+    // The bot's ban with exactly the reason the service would write, but no record: a pass placed
+    // it and was killed before recording it. Banning again with the same reason is a no-op for the
+    // homeserver (Synapse returns the existing event) and gives the ban its record, so it is lifted
+    // when the block ends.
+    const unrecorded = record === undefined && bots && ban?.reason === want?.reason;
     if (want) {
       // Re-banning our own ban refreshes its reason when the governing block changed.
-      if (!ban || (ours && ban.reason !== want.reason)) act({ kind: 'ban', roomId, userId, reason: want.reason, cause: want.cause });
+      if (!ban || (ours && ban.reason !== want.reason) || unrecorded) act({ kind: 'ban', roomId, userId, reason: want.reason, cause: want.cause });
     } else if (record) {
       if (ours) act({ kind: 'unban', roomId, userId, reason: unbanReason(record.cause, context.now), cause: record.cause });
       else if (!ban) actions.push(forget({ type: 'ban', roomId, userId }, 'the ban was already lifted'));

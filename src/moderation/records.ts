@@ -159,6 +159,21 @@ export class ModerationRecordStore {
   }
 
   /**
+   * The earliest expiry after `after` among the recorded causes, and whose records it ends. Expiries
+   * write no log entry on the wiki, so this is how the worker knows when to look again.
+   */
+  async nextExpiry(after: Date): Promise<{ at: Date; userIds: string[] } | undefined> {
+    const { rows } = await this.#db.query<{ user_id: string; at: Date | string }>(
+      `WITH expiring AS (
+         SELECT user_id, (cause->>'expiry')::timestamptz AS at FROM moderation_records WHERE cause->>'expiry' IS NOT NULL
+       )
+       SELECT DISTINCT user_id, at FROM expiring WHERE at = (SELECT min(at) FROM expiring WHERE at > $1) ORDER BY user_id`,
+      [after],
+    );
+    return rows.length === 0 ? undefined : { at: new Date(rows[0]!.at), userIds: rows.map((r) => r.user_id) };
+  }
+
+  /**
    * Writes what `actions` (all of them succeeded) change in `before`, and `audit` entries with
    * them, in one transaction. Returns the records after.
    */

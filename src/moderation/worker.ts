@@ -3,6 +3,8 @@
 // between targeted passes for the users that log polling or EventStreams name. One pass at a
 // time; stopping lets the action under way finish. A failed pass is logged and tried again on a
 // later tick; a poll whose pass failed is not committed, so its users come back next time.
+// A block that expires writes no log entry, so the loop also wakes at the earliest expiry among
+// the recorded causes and reconciles the users it concerns.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/index.ts';
 import { lead, type Leadership } from '../db/leader.ts';
@@ -10,6 +12,7 @@ import type { Logger } from '../log.ts';
 import type { MatrixGateway } from '../matrix/index.ts';
 import type { ModerationConfig } from './config.ts';
 import { ModerationExecutor, type PassResult } from './executor.ts';
+import { ModerationRecordStore } from './records.ts';
 import type { WikiState } from './types.ts';
 
 /** Where wiki state comes from (WikiSource). */
@@ -18,6 +21,11 @@ export interface StateSource {
   fullPass(): Promise<WikiState>;
   /** The mapped accounts among these wiki usernames (`complete: false`). */
   targeted(usernames: Iterable<string>): Promise<WikiState>;
+  /**
+   * The mapped accounts with these Matrix localparts (`complete: false`), for passes no log entry
+   * asks for (an expiry). Without it, such a pass is a full pass.
+   */
+  byLocalparts?(localparts: Iterable<string>): Promise<WikiState>;
 }
 
 /** Polled for whom to reconcile now (LogPoller). */
@@ -76,6 +84,12 @@ export interface ModerationWorker {
 /** Usernames pushed by EventStreams wait at most this long, so a burst becomes one pass. */
 const EVENT_BATCH_MS = 1_000;
 
+/** How long after an expiry its pass runs, so that the wiki agrees the block has ended. */
+const EXPIRY_GRACE_MS = 1_000;
+
+/** `@localpart:server` → `localpart`. */
+const localpartOf = (userId: string) => userId.slice(1, userId.indexOf(':'));
+
 type Waiter = { resolve: (result: PassResult) => void; reject: (error: unknown) => void };
 
 export function startModerationWorker(options: ModerationWorkerOptions): ModerationWorker {
@@ -91,6 +105,7 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     dryRun: options.dryRun,
     clock,
   });
+  const records = new ModerationRecordStore(options.db, { clock });
   const retryMs = options.retryMs ?? options.pollIntervalMs;
   const eventBatchMs = options.eventBatchMs ?? EVENT_BATCH_MS;
 
@@ -105,6 +120,8 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
   let waiters: Waiter[] = [];
   let fullRequested = false;
   const status: WorkerStatus = { leading: false, lastFullPass: undefined, lastError: undefined };
+  /** The next recorded expiry (plus grace) and the Matrix IDs whose records it ends. */
+  let expiring: { at: number; userIds: string[] } | undefined;
   let firstLead: () => void = () => {};
   const leading = new Promise<void>((resolve) => (firstLead = resolve));
 
@@ -124,13 +141,21 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
   /** Whether a pass left actions undone (stopped, rate limited): its users need another pass soon. */
   const unfinished = (result: PassResult | undefined) => result !== undefined && result.deferred > 0;
 
+  /** Passes change the records, so each one is followed by a look at the next expiry. */
+  async function runPass(state: WikiState): Promise<PassResult> {
+    const result = await executor.run(state, { signal: passAbort.signal });
+    const next = await records.nextExpiry(clock());
+    expiring = next && { at: next.at.getTime() + EXPIRY_GRACE_MS, userIds: next.userIds };
+    return result;
+  }
+
   async function runFull(): Promise<PassResult> {
     const mine = waiters;
     waiters = [];
     fullRequested = false;
     try {
       const state = await options.source.fullPass();
-      const result = await executor.run(state, { signal: passAbort.signal });
+      const result = await runPass(state);
       status.lastFullPass = { at: clock(), result };
       for (const w of mine) w.resolve(result);
       return result;
@@ -143,7 +168,19 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
   async function runTargeted(usernames: string[]): Promise<PassResult | undefined> {
     if (usernames.length === 0) return undefined;
     const state = await options.source.targeted(usernames);
-    return state.users.length > 0 ? executor.run(state, { signal: passAbort.signal }) : undefined;
+    return state.users.length > 0 ? runPass(state) : undefined;
+  }
+
+  async function runExpired(): Promise<void> {
+    const due = expiring!;
+    const source = options.source;
+    try {
+      const result = source.byLocalparts ? await runPass(await source.byLocalparts(due.userIds.map(localpartOf))) : await runFull();
+      if (unfinished(result)) expiring = { ...due, at: clock().getTime() + retryMs };
+    } catch (error) {
+      expiring = { ...due, at: clock().getTime() + retryMs };
+      throw error;
+    }
   }
 
   async function runPoll(): Promise<void> {
@@ -188,13 +225,15 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
             throw error;
           });
           if (unfinished(result)) nextFull = now() + retryMs;
+        } else if (expiring && now() >= expiring.at) {
+          await runExpired();
         } else if (queued.size > 0 && now() >= nextQueued) {
           await runQueued();
         } else if (options.trigger && now() >= nextPoll) {
           nextPoll = now() + options.pollIntervalMs;
           await runPoll();
         } else {
-          const until = Math.min(nextFull, options.trigger ? nextPoll : Infinity, queued.size > 0 ? nextQueued : Infinity);
+          const until = Math.min(nextFull, options.trigger ? nextPoll : Infinity, queued.size > 0 ? nextQueued : Infinity, expiring?.at ?? Infinity);
           wakeAbort = new AbortController();
           await sleep(Math.max(0, until - now()), undefined, { signal: wakeAbort.signal }).catch(() => {});
         }

@@ -99,6 +99,12 @@ for (const backend of backends()) {
       assert.equal((await store.load({ userIds: [ALICE], roomIds: [OTHER] })).bans.length, 1);
     });
 
+    test('nextExpiry: the earliest recorded expiry after a time, and whose records it ends', async () => {
+      const expiry = cause().expiry!;
+      assert.deepEqual(await store.nextExpiry(NOW), { at: expiry, userIds: [ALICE] });
+      assert.equal(await store.nextExpiry(expiry), undefined, 'strictly after; causes without expiry never end');
+    });
+
     test('apply writes deltas and audit entries together; a failure writes neither', async () => {
       const current = await store.load();
       const unban: Action = { kind: 'unban', roomId: OTHER, userId: ALICE, reason: 'lifted', cause: cause() };

@@ -151,6 +151,7 @@ describe('reconcile: bans', () => {
       records: { bans: [banRecord()] },
       want: [`ban ${ALICE}`],
     },
+    { name: 'records its own ban that a killed pass placed without a record (same reason)', desired: { bans: { [ALICE]: BLOCK } }, room: { bans: { [ALICE]: { sender: BOT, reason: REASON } } }, want: [`ban ${ALICE}`] },
     { name: 'does not rewrite a ban it has no record of', desired: { bans: { [ALICE]: cause({ blockId: 2 }) } }, room: { bans: { [ALICE]: { sender: BOT, reason: REASON } } }, want: [] },
     { name: 're-bans when a person lifted the ban while the block lasts', desired: { bans: { [ALICE]: BLOCK } }, room: { members: { [ALICE]: 'leave' } }, records: { bans: [banRecord()] }, want: [`ban ${ALICE}`] },
     { name: 'lifts its own ban when the block ended', desired: {}, room: { bans: { [ALICE]: { sender: BOT, reason: REASON } } }, records: { bans: [banRecord()] }, want: [`unban ${ALICE}`] },

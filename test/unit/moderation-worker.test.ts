@@ -174,6 +174,29 @@ describe('moderation worker', () => {
     await worker.stop();
   });
 
+  test('a block that expires is lifted at its expiry, though no log entry or event names the user', async () => {
+    const expiry = new Date(Date.now() + 500);
+    const looked: string[][] = [];
+    // Like list=blocks, the wiki stops listing a block once it has expired.
+    const expiring = Object.assign(wiki, {
+      state(names: string[], complete: boolean): WikiState {
+        const active = Date.now() < expiry.getTime();
+        const users = names.map((n) => user(n, n === 'Alice' && active)).map((u) => (u.blocks[0] ? { ...u, blocks: [{ ...u.blocks[0], expiry }] } : u));
+        return { wiki: 'wiki.example', users, complete };
+      },
+      async byLocalparts(localparts: Iterable<string>) {
+        looked.push([...localparts]);
+        return expiring.state(expiring.names.filter((n) => looked.at(-1)!.includes(n.toLowerCase())), false);
+      },
+    });
+    const worker = start({ source: expiring, trigger: new QueueTrigger() });
+    await until('the ban', () => banned('alice'));
+    await until('the unban at the expiry', () => !banned('alice'), 5_000);
+    assert.deepEqual(looked, [['alice']]);
+    assert.equal(wiki.full, 1, 'no full pass needed');
+    await worker.stop();
+  });
+
   test('one leader at a time; the standby takes over when the leader stops', async () => {
     const lockName = `shared-${Math.random()}`;
     const first = start({ lockName });

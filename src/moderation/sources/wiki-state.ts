@@ -177,7 +177,7 @@ function groupByName<T extends WikiBlock | GlobalBlock>(items: readonly T[], nam
 // ---------------------------------------------------------------------------------------------
 
 export interface WikiSourceOptions extends WikiStateDeps {
-  accounts: Pick<AccountRepository, 'list' | 'findByUsername'>;
+  accounts: Pick<AccountRepository, 'list' | 'findByUsername' | 'findByLocalpart'>;
   /** Accounts per batch; 50 is the API's limit for a multi-value parameter. */
   batchSize?: number;
   /** Upper bound on batches one full pass reads. Default 100 000 (5 million accounts). */
@@ -242,7 +242,23 @@ export class WikiSource {
       const account = await this.#options.accounts.findByUsername(this.#options.wiki, name);
       if (account) accounts.set(`${account.wiki}\u0000${account.centralId}`, account);
     }
-    const list = [...accounts.values()];
+    return this.#fetchInBatches([...accounts.values()]);
+  }
+
+  /**
+   * The state of the mapped accounts of this wiki with these Matrix localparts, `complete: false`:
+   * for passes no log entry asks for, such as when a block expires.
+   */
+  async byLocalparts(localparts: Iterable<string>): Promise<WikiState> {
+    const accounts: MappedAccount[] = [];
+    for (const localpart of new Set(localparts)) {
+      const account = await this.#options.accounts.findByLocalpart(localpart);
+      if (account?.wiki === this.#options.wiki) accounts.push(account);
+    }
+    return this.#fetchInBatches(accounts);
+  }
+
+  async #fetchInBatches(list: readonly MappedAccount[]): Promise<WikiState> {
     const users: WikiUserState[] = [];
     for (let i = 0; i < list.length; i += this.#batchSize) {
       users.push(...(await this.fetch(list.slice(i, i + this.#batchSize))).users);
