@@ -56,8 +56,10 @@ const commands: Record<string, Command> = {
       const config = load(values);
       const log = loggerFor(config);
       log.info({ config: redact(config) }, 'effective configuration');
+      // Listening for signals before starting: a stop asked for during start-up waits for it, then stops.
+      const stopRequested = shutdownSignal(log);
       const service = await startService(config, log);
-      await shutdownSignal(log);
+      await stopRequested;
       await service.stop();
       return 0;
     },
@@ -74,6 +76,7 @@ const commands: Record<string, Command> = {
       }
       const config = loadConfigFile(path, env);
       const log = loggerFor(config);
+      const stopRequested = shutdownSignal(log);
       const service = await startService(config, log);
       process.stdout.write(
         [
@@ -89,7 +92,7 @@ const commands: Record<string, Command> = {
           '',
         ].join('\n'),
       );
-      await shutdownSignal(log);
+      await stopRequested;
       await service.stop();
       return 0;
     },
@@ -101,8 +104,9 @@ const commands: Record<string, Command> = {
     async run(values) {
       const config = load(values);
       const log = loggerFor(config);
+      const stopRequested = shutdownSignal(log);
       const worker = await startWorker(config, log);
-      await shutdownSignal(log);
+      await stopRequested;
       await worker.stop();
       return 0;
     },
