@@ -275,7 +275,7 @@ async function eachBounded<T>(items: readonly T[], limit: number, work: (item: T
 }
 
 /**
- * The gateway's snapshot does not carry policy rules; take the recorded ones as published, with
+ * For a gateway whose snapshots carry no policy rules: take the recorded ones as published, with
  * the content policy() gives them, so recorded rules are neither republished nor forgotten.
  */
 function withRecordedRules(snapshot: RoomSnapshot, records: OwnershipRecords): RoomSnapshot {
