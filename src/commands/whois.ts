@@ -1,10 +1,9 @@
 // `whois`: who is behind a wiki username, a Matrix ID or a central user id, for moderators and operators.
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
-import { PostgresAccountRepository, type Account } from '../identity/accounts.ts';
-import { LocalpartPolicy } from '../identity/localpart.ts';
+import { accountRepository, wikiIdOf } from '../compose.ts';
+import type { Account } from '../identity/accounts.ts';
 import { WikiProfileStore } from '../login/store.ts';
-import { wikiIdOf } from '../oidc/index.ts';
 import { explicitGroups } from '../wiki/action-api-results.ts';
 
 export interface WhoisAnswer {
@@ -23,10 +22,7 @@ export interface WhoisAnswer {
 export async function whois(db: Database, config: Config, query: string): Promise<WhoisAnswer | undefined> {
   const wiki = wikiIdOf(config);
   const serverName = config.matrix.server_name;
-  const accounts = new PostgresAccountRepository(db, {
-    clock: () => new Date(),
-    localparts: new LocalpartPolicy({ serverName, reservedNames: config.identity.reserved_names, reservedPrefixes: config.identity.reserved_prefixes }),
-  });
+  const accounts = accountRepository(db, config);
   const mxid = /^@([^:]+):(.+)$/.exec(query);
   const account: Account | undefined =
     mxid ? (mxid[2] === serverName ? await accounts.findByLocalpart(mxid[1]!) : undefined)

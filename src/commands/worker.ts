@@ -1,15 +1,11 @@
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
 import { lead } from '../db/leader.ts';
-import { PostgresAccountRepository } from '../identity/accounts.ts';
-import { LocalpartPolicy } from '../identity/localpart.ts';
 import type { Logger } from '../log.ts';
 import { createMatrixGateway, type MatrixGateway } from '../matrix/index.ts';
 import { EventStreamTrigger, LogPoller, PostgresSyncCursorStore, WikiSource } from '../moderation/sources/index.ts';
 import { startModerationWorker, type ModerationWorker, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
-import { wikiIdOf } from '../oidc/index.ts';
-import { VERSION } from '../version.ts';
-import { ActionApiClient, buildUserAgent } from '../wiki/action-api.ts';
+import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
 import { openMigratedDatabase } from './common.ts';
 
 export const WORKER_LOCK = 'wiki-matrix-sso:worker';
@@ -62,18 +58,14 @@ export function matrixGatewayFrom(config: Config, log: Logger, options: { dryRun
 /** The real sources: the wiki's Action API (state and logs) and, when enabled, EventStreams. */
 export const wikiSources: SourcesFactory = ({ config, db, log }) => {
   const w = config.wiki;
-  const userAgent = buildUserAgent(w.contact, VERSION);
-  const api = new ActionApiClient({ apiUrl: w.api_url ?? `${w.base_url}/api.php`, userAgent, timeoutMs: w.timeout * 1000, maxlag: w.maxlag, maxRetries: w.max_retries, logger: log });
-  const accounts = new PostgresAccountRepository(db, {
-    clock: () => new Date(),
-    localparts: new LocalpartPolicy({ serverName: config.matrix.server_name, reservedNames: config.identity.reserved_names, reservedPrefixes: config.identity.reserved_prefixes }),
-  });
+  const api = actionApiClient(config, log);
+  const accounts = accountRepository(db, config);
   const cursors = new PostgresSyncCursorStore(db);
   const es = config.sync.event_streams;
   return {
     source: new WikiSource({ api, wiki: wikiIdOf(config), centralAuth: w.central_auth, logger: log, accounts }),
     trigger: new LogPoller({ api, cursors, centralAuth: w.central_auth, logger: log }),
-    events: es.enabled ? new EventStreamTrigger({ url: es.url, userAgent, cursors, wiki: es.wiki, centralAuth: w.central_auth, logger: log }) : undefined,
+    events: es.enabled ? new EventStreamTrigger({ url: es.url, userAgent: wikiUserAgent(config), cursors, wiki: es.wiki, centralAuth: w.central_auth, logger: log }) : undefined,
   };
 };
 

@@ -3,14 +3,11 @@ import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
-import { PostgresAccountRepository } from '../identity/accounts.ts';
-import { LocalpartPolicy } from '../identity/localpart.ts';
+import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
 import type { Logger } from '../log.ts';
 import { WikiLoginStore, WikiProfileStore } from '../login/store.ts';
 import { staticAssets } from '../views/index.ts';
-import { ActionApiClient, buildUserAgent } from '../wiki/action-api.ts';
 import { WikiOAuthClient } from '../wiki/oauth.ts';
-import { VERSION } from '../version.ts';
 import { adapterFactory, startPurgeJob } from './adapter.ts';
 import { mountInteractions } from './interactions.ts';
 import { SigningKeyStore } from './keys.ts';
@@ -35,8 +32,6 @@ export interface Oidc {
   stop(): Promise<void>;
 }
 
-export const wikiIdOf = (config: Config): string => config.identity.wiki_id ?? new URL(config.wiki.base_url).hostname;
-
 export async function createOidc(deps: OidcDeps): Promise<Oidc> {
   const { config, db, log } = deps;
   const clock = deps.clock ?? (() => new Date());
@@ -44,29 +39,19 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
   await keys.ensure();
   const jwks = await keys.load();
 
-  const accounts = new PostgresAccountRepository(db, {
-    clock,
-    localparts: new LocalpartPolicy({
-      serverName: config.matrix.server_name,
-      reservedNames: config.identity.reserved_names,
-      reservedPrefixes: config.identity.reserved_prefixes,
-    }),
-  });
+  const accounts = accountRepository(db, config, clock);
   const profiles = new WikiProfileStore(db);
   const logins = new WikiLoginStore(db, clock);
   const pages = createPages(config);
   const wikiId = wikiIdOf(config);
 
+  // The schema requires wiki.contact with client_id, so the User-Agent can be built when both exist.
   const { wiki: w } = config;
-  const userAgent = w.client_id ? buildUserAgent(w.contact, VERSION) : undefined;
   const fetchImpl = deps.fetch ?? globalThis.fetch;
-  const wiki =
-    w.client_id && userAgent
-      ? new WikiOAuthClient({ baseUrl: w.base_url, clientId: w.client_id, clientSecret: w.client_secret, scopes: w.scopes, userAgent, timeoutMs: w.timeout * 1000, fetch: fetchImpl })
-      : undefined;
-  const actionApi = userAgent
-    ? new ActionApiClient({ apiUrl: w.api_url ?? `${w.base_url}/api.php`, userAgent, timeoutMs: w.timeout * 1000, maxlag: w.maxlag, maxRetries: w.max_retries, fetch: fetchImpl, logger: log })
+  const wiki = w.client_id
+    ? new WikiOAuthClient({ baseUrl: w.base_url, clientId: w.client_id, clientSecret: w.client_secret, scopes: w.scopes, userAgent: wikiUserAgent(config), timeoutMs: w.timeout * 1000, fetch: fetchImpl })
     : undefined;
+  const actionApi = w.client_id ? actionApiClient(config, log, fetchImpl) : undefined;
   if (!wiki) log.warn('wiki.client_id is not set: people cannot sign in until the wiki OAuth consumer is configured');
 
   const provider = createProvider({ config, wikiId, adapter: adapterFactory(db, clock), jwks, accounts, profiles, pages, log });
