@@ -4,7 +4,21 @@
 // revoke them.
 import { z } from 'zod';
 
-const roomId = z.string().regex(/^!.+/, 'expected a room id such as !abc:example.org (not an alias)');
+const roomId = z.string().regex(/^!.+/, 'expected a room id such as !abc:example.org (name a room by its alias with `alias`)');
+const roomAlias = z.string().regex(/^#[^:]+:.+/, 'expected a room alias such as #chat:example.org');
+const spaceRef = z.string().regex(/^(!.+|#[^:]+:.+)$/, 'expected a space id (!abc:example.org) or alias (#space:example.org)');
+
+/** The keys that can name a room; an entry uses exactly one of those it offers. */
+type RoomKey = 'room_id' | 'alias' | 'space';
+
+function exactlyOneOf(keys: readonly RoomKey[]) {
+  return (entry: Partial<Record<RoomKey, string>>, ctx: z.RefinementCtx) => {
+    const given = keys.filter((key) => entry[key] !== undefined);
+    if (given.length === 1) return;
+    const list = keys.map((key) => `\`${key}\``).join(', ').replace(/, ([^,]+)$/, ' or $1');
+    ctx.addIssue({ code: 'custom', path: given.length > 1 ? [given[1]!] : [], message: `name the room with exactly one of ${list}` });
+  };
+}
 
 /** Matrix power levels are integers; a mirrored group level only makes sense as a promotion. */
 const level = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
@@ -26,7 +40,11 @@ const groupLevels = z
 
 const managedRoom = z
   .strictObject({
-    room_id: roomId.describe('The room (or space) id.'),
+    room_id: roomId.optional().describe('The room (or space) id.'),
+    alias: roomAlias.optional().describe('The room\'s alias, resolved to its room id at every pass.'),
+    space: spaceRef
+      .optional()
+      .describe('A space (id or alias): every room it lists as a child (`m.space.child`) at the time of the pass, direct children only; the space itself is managed only if listed too. The bot must be in the space.'),
     bans: z
       .enum(['all', 'global', 'none'])
       .default('all')
@@ -34,25 +52,30 @@ const managedRoom = z
     power_levels: z.boolean().default(true).describe('Mirror wiki groups into power levels here.'),
     group_levels: groupLevels.optional().describe('Group levels for this room only, replacing the top-level `group_levels` entirely.'),
   })
-  .describe('A room or space whose bans and power levels mirror the wiki.');
+  .superRefine(exactlyOneOf(['room_id', 'alias', 'space']))
+  .describe('A room, or every room of a space, whose bans and power levels mirror the wiki.');
 
 const gatedRoom = z
   .strictObject({
-    room_id: roomId.describe('The room (or space) id; make it invite-only.'),
+    room_id: roomId.optional().describe('The room (or space) id; make it invite-only.'),
+    alias: roomAlias.optional().describe('The room\'s alias, instead of `room_id`.'),
     groups: groupNames('Local wiki groups whose members are invited.'),
     global_groups: groupNames('Global (CentralAuth) groups whose members are invited.'),
   })
   .refine((room) => room.groups.length + room.global_groups.length > 0, { message: 'a gated room needs at least one group in `groups` or `global_groups`' })
+  .superRefine(exactlyOneOf(['room_id', 'alias']))
   .describe('A members-only room: members of the groups are invited, and those the service invited are removed when they leave the groups (people invited by hand are left alone).');
 
 const policyList = z
   .strictObject({
-    room_id: roomId.describe('The policy room; the bot needs the power to send `m.policy.rule.user` state there.'),
+    room_id: roomId.optional().describe('The policy room; the bot needs the power to send `m.policy.rule.user` state there.'),
+    alias: roomAlias.optional().describe('The policy room\'s alias, instead of `room_id`.'),
     bans: z
       .enum(['all', 'global'])
       .default('all')
       .describe('Which bans to publish: `all` mirrored bans, or only those from `global` blocks and locks.'),
   })
+  .superRefine(exactlyOneOf(['room_id', 'alias']))
   .describe('A published Matrix policy list (MSC2313): an `m.policy.rule.user` / `m.ban` rule for every banned Matrix ID, withdrawn when the ban ends.');
 
 export const moderationConfigSchema = z
@@ -71,23 +94,31 @@ export const moderationConfigSchema = z
       .default({ global_lock: false, global_block: false })
       .describe('Homeserver-level suspension, lifted when the sanction ends (only suspensions this service made).'),
     group_levels: groupLevels.default({ local: DEFAULT_LOCAL_LEVELS, global: DEFAULT_GLOBAL_LEVELS }),
-    rooms: z.array(managedRoom).default([]).describe('Rooms and spaces whose bans and power levels mirror the wiki.'),
-    gated_rooms: z.array(gatedRoom).default([]).describe('Members-only rooms for wiki groups.'),
+    rooms: z
+      .array(managedRoom)
+      .default([])
+      .describe('Rooms whose bans and power levels mirror the wiki, each named by `room_id`, by `alias`, or as every room of a `space` (its direct `m.space.child` rooms, not the space itself). Aliases and spaces are resolved at every pass; a room also named directly takes the settings of its own entry.'),
+    gated_rooms: z.array(gatedRoom).default([]).describe('Members-only rooms for wiki groups, each named by `room_id` or `alias`.'),
     policy_list: policyList.optional(),
   })
   .superRefine((config, ctx) => {
-    const seen = new Set<string>();
-    for (const [i, room] of config.rooms.entries()) {
-      if (seen.has(room.room_id)) ctx.addIssue({ code: 'custom', path: ['rooms', i, 'room_id'], message: `${room.room_id} is listed twice` });
-      seen.add(room.room_id);
-    }
-    const gated = new Set<string>();
-    for (const [i, room] of config.gated_rooms.entries()) {
-      if (gated.has(room.room_id)) ctx.addIssue({ code: 'custom', path: ['gated_rooms', i, 'room_id'], message: `${room.room_id} is listed twice` });
-      gated.add(room.room_id);
-    }
+    listedOnce(config.rooms, 'rooms', ['room_id', 'alias', 'space'], ctx);
+    listedOnce(config.gated_rooms, 'gated_rooms', ['room_id', 'alias'], ctx);
   })
   .describe('Moderation mirroring: which wiki sanctions and groups become bans, suspensions, power levels, room memberships and policy rules.');
+
+/** The same room id, alias or space twice in one list is a mistake; an alias naming a listed room is only found at run time. */
+function listedOnce(entries: readonly Partial<Record<RoomKey, string>>[], list: string, keys: readonly RoomKey[], ctx: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  for (const [i, entry] of entries.entries()) {
+    for (const key of keys) {
+      const name = entry[key];
+      if (name === undefined) continue;
+      if (seen.has(`${key}:${name}`)) ctx.addIssue({ code: 'custom', path: [list, i, key], message: `${name} is listed twice` });
+      seen.add(`${key}:${name}`);
+    }
+  }
+}
 
 export type ModerationConfigInput = z.input<typeof moderationConfigSchema>;
 export type ModerationConfig = z.output<typeof moderationConfigSchema>;

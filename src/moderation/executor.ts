@@ -1,9 +1,10 @@
-// The executor carries out a pass: wiki state → policy → desired; room snapshots (one request a
-// room, a few rooms at a time) and ownership records → reconcile → actions; then each action
-// through the gateway, in order. Every action leaves an audit entry; an action that succeeded
-// also updates the ownership records, in the same transaction, right away. So a pass cut short
-// (crash, shutdown, rate limit) leaves records that say exactly what was done, and the next pass
-// plans the rest: nothing twice, nothing missed.
+// The executor carries out a pass: rooms named by alias or space → room ids (rooms.ts); wiki
+// state → policy → desired; room snapshots (one request a room, a few rooms at a time) and
+// ownership records → reconcile → actions; then each action through the gateway, in order.
+// Every action leaves an audit entry; an action that succeeded also updates the ownership
+// records, in the same transaction, right away. So a pass cut short (crash, shutdown, rate limit)
+// leaves records that say exactly what was done, and the next pass plans the rest: nothing
+// twice, nothing missed.
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/index.ts';
 import type { Logger } from '../log.ts';
@@ -11,6 +12,7 @@ import { DryRunGateway, MatrixError, NETWORK_ERROR, ABORTED, type MatrixGateway,
 import type { ModerationConfig } from './config.ts';
 import { banReason, describeCause, policy } from './policy.ts';
 import { reconcile } from './reconcile.ts';
+import { resolveRooms } from './rooms.ts';
 import { ModerationAuditLog, ModerationRecordStore, type AuditEntry, type AuditOutcome } from './records.ts';
 import type { Action, ActualState, DesiredState, OwnershipRecords, RoomSnapshot, WikiState } from './types.ts';
 
@@ -111,10 +113,11 @@ export class ModerationExecutor {
   async plan(state: WikiState): Promise<Plan> {
     await this.#flushPending();
     const at = this.#clock();
-    const desired = policy(state, this.#moderation, { now: at, serverName: this.#serverName });
+    const rooms = await this.#resolveRooms();
+    const desired = policy(state, rooms.config, { now: at, serverName: this.#serverName });
     const records = desired.scope === 'all' ? await this.#store.load() : await this.#store.load({ userIds: desired.scope });
     const actual = await this.#actual(desired, records);
-    const actions = reconcile(desired, actual, records, { now: at });
+    const actions = [...rooms.problems, ...reconcile(desired, actual, records, { now: at })];
     return { passId: this.#passId(), full: desired.scope === 'all', at, desired, records, actions };
   }
 
@@ -165,6 +168,14 @@ export class ModerationExecutor {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /** Aliases and spaces to room ids, for this pass. */
+  async #resolveRooms() {
+    const resolution = await resolveRooms(this.#moderation, this.#gateway);
+    for (const problem of resolution.problems) this.#log.warn({ roomId: problem.roomId }, problem.message);
+    for (const duplicate of resolution.duplicates) this.#log.warn(duplicate);
+    return resolution;
+  }
 
   async #actual(desired: DesiredState, records: OwnershipRecords): Promise<ActualState> {
     const roomIds = [...new Set([...desired.rooms.map((r) => r.roomId), ...(desired.policyList ? [desired.policyList.roomId] : [])])];

@@ -8,6 +8,7 @@
 // - A sanctioned user (any cause that bans under this config) gets no mirrored privileges: no
 //   group power levels and no gated-room invitations anywhere, until the sanction ends.
 // - Suppressed (hidden) blocks and locks say only that a sanction exists: no blocker, no reason.
+// - Rooms are named by id: resolveRooms (rooms.ts) turns aliases and spaces into ids first.
 import type { ModerationConfig } from './config.ts';
 import {
   POLICY_RULE_USER,
@@ -56,7 +57,7 @@ export function policy(state: WikiState, config: ModerationConfig, context: Poli
     return levels;
   };
   for (const room of config.rooms) if (room.power_levels) tableFor(room.group_levels ?? config.group_levels);
-  const gated = new Map(config.gated_rooms.map((room) => [room.room_id, new Map<string, WikiCause>()]));
+  const gated = new Map(config.gated_rooms.map((room) => [idOf(room), new Map<string, WikiCause>()]));
   const scope = new Set<string>();
 
   for (const user of state.users) {
@@ -77,27 +78,33 @@ export function policy(state: WikiState, config: ModerationConfig, context: Poli
     }
     for (const room of config.gated_rooms) {
       const cause = gateCause(user, state.wiki, room);
-      if (cause) gated.get(room.room_id)!.set(userId, cause);
+      if (cause) gated.get(idOf(room))!.set(userId, cause);
     }
   }
 
   const rooms: DesiredRoom[] = config.rooms.map((room) => ({
-    roomId: room.room_id,
+    roomId: idOf(room),
     bans: room.bans === 'none' ? undefined : bans[room.bans],
     levels: room.power_levels ? tableFor(room.group_levels ?? config.group_levels) : undefined,
-    members: gated.get(room.room_id),
+    members: gated.get(idOf(room)),
   }));
-  const managed = new Set(config.rooms.map((room) => room.room_id));
+  const managed = new Set(config.rooms.map(idOf));
   for (const room of config.gated_rooms) {
-    if (!managed.has(room.room_id)) rooms.push({ roomId: room.room_id, bans: undefined, levels: undefined, members: gated.get(room.room_id) });
+    const roomId = idOf(room);
+    if (!managed.has(roomId)) rooms.push({ roomId, bans: undefined, levels: undefined, members: gated.get(roomId) });
   }
 
   return {
     scope: state.complete ? 'all' : scope,
     rooms,
     suspensions,
-    policyList: config.policy_list && { roomId: config.policy_list.room_id, rules: policyRules(bans[config.policy_list.bans]) },
+    policyList: config.policy_list && { roomId: idOf(config.policy_list), rules: policyRules(bans[config.policy_list.bans]) },
   };
+}
+
+function idOf(room: { room_id?: string | undefined; alias?: string | undefined; space?: string | undefined }): string {
+  if (room.room_id === undefined) throw new Error(`${room.alias ?? room.space} is not resolved to room ids: call resolveRooms before policy`);
+  return room.room_id;
 }
 
 function isGlobal(cause: WikiCause): boolean {

@@ -1,6 +1,6 @@
 // An in-memory homeserver behind the MatrixGateway interface, for executor and worker tests:
-// rooms with members, bans (with their sender) and power levels; every write logged; any call
-// can be made to fail.
+// rooms with members, bans (with their sender) and power levels, aliases and spaces; every write
+// logged; any write can be made to fail, and any read (`failReads`).
 import type { BanInfo, Membership, MatrixGateway, PowerLevelsContent, RoomSnapshot, UserStatus, WriteOutcome } from '../../src/matrix/index.ts';
 import { MatrixError } from '../../src/matrix/index.ts';
 
@@ -34,6 +34,12 @@ export class FakeMatrix implements MatrixGateway {
   readonly calls: FakeCall[] = [];
   /** Decides whether a write fails (return an error to throw it). */
   fail: (call: FakeCall) => Error | undefined = () => undefined;
+  /** Alias → room id. */
+  readonly aliases = new Map<string, string>();
+  /** Space id → its child rooms (the space must also be a room, for the bot to read it). */
+  readonly spaces = new Map<string, string[]>();
+  /** Decides whether a read of an alias or a space fails, like `fail` for writes. */
+  failReads: (endpoint: 'resolve_alias' | 'space_state', target: string) => Error | undefined = () => undefined;
   /** Awaited before each write is carried out, to hold it in flight. */
   hold: ((call: FakeCall) => Promise<void>) | undefined;
   requestCount = 0;
@@ -75,12 +81,21 @@ export class FakeMatrix implements MatrixGateway {
     };
   }
 
-  async resolveAlias(): Promise<string | undefined> {
-    return undefined;
+  /** A space the bot is in, listing these rooms as its children. */
+  addSpace(spaceId: string, children: string[]): FakeRoom {
+    this.spaces.set(spaceId, children);
+    return this.addRoom(spaceId);
   }
 
-  async spaceChildren(): Promise<string[]> {
-    return [];
+  async resolveAlias(alias: string): Promise<string | undefined> {
+    this.#read('resolve_alias', alias);
+    return this.aliases.get(alias);
+  }
+
+  async spaceChildren(spaceId: string): Promise<string[]> {
+    this.#read('space_state', spaceId);
+    this.#room(spaceId, 'space_state');
+    return [...(this.spaces.get(spaceId) ?? [])];
   }
 
   ban(roomId: string, userId: string, reason: string): Promise<WriteOutcome> {
@@ -136,6 +151,12 @@ export class FakeMatrix implements MatrixGateway {
     const room = this.rooms.get(roomId);
     if (!room) throw new MatrixError(endpoint, { errcode: 'M_FORBIDDEN', status: 403, retryable: false, detail: 'not in room' });
     return room;
+  }
+
+  #read(endpoint: 'resolve_alias' | 'space_state', target: string): void {
+    this.requestCount += 1;
+    const error = this.failReads(endpoint, target);
+    if (error) throw error;
   }
 
   #check(call: FakeCall): void {
