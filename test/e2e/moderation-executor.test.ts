@@ -3,7 +3,8 @@
 // per room, and when the block and the group end the bans are lifted and the levels removed, while
 // a ban a moderator placed by hand stays. One notice per pass in the moderation room. A policy
 // rule withdrawn by hand is seen in the room state: republished while the block lasts, and only
-// forgotten (not withdrawn twice) once it ends.
+// forgotten (not withdrawn twice) once it ends. Rooms named as every room of a space (by the
+// space's alias) are resolved at each pass: a block bans in the space's rooms, not in the space.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
@@ -201,5 +202,32 @@ describe('moderation executor on a real Synapse', { skip: skipUnless(unavailable
     assert.equal((await member(weak, vandal.userId)).membership, 'join');
     const entries = (await new ModerationAuditLog(db).list({ roomId: weak })).entries;
     assert.ok(entries.some((e) => e.outcome === 'lacks_power'));
+  });
+
+  test('every room of a space, named by the space alias: a block bans in each child room, not in the space', async () => {
+    const alias = `#space:${synapse.serverName}`;
+    const space = (await admin('POST', '/createRoom', { preset: 'public_chat', room_version: '11', name: 'space', room_alias_name: 'space', creation_content: { type: 'm.space' } })).room_id as string;
+    const children: string[] = [];
+    for (const name of ['child one', 'child two']) {
+      const { room_id } = await admin('POST', '/createRoom', { preset: 'public_chat', room_version: '11', name });
+      await admin('PUT', `/rooms/${enc(space)}/state/m.space.child/${enc(room_id)}`, { via: [synapse.serverName] });
+      children.push(room_id);
+    }
+    for (const roomId of [space, ...children]) await call(vandal.accessToken, 'POST', `/join/${enc(roomId)}`, {});
+
+    const moderation = moderationConfigSchema.parse({ rooms: [{ space: alias }] });
+    const pass = () => new ModerationExecutor({ db, gateway, log: silent, moderation, serverName: synapse.serverName, dryRun: false }).run(wiki([wikiUser('Vandal', { blocks: [BLOCK] })]));
+    const result = await pass();
+    assert.deepEqual(result.results.map((r) => `${r.action.kind}:${r.outcome}:${'roomId' in r.action ? r.action.roomId : ''}`).sort(), children.map((id) => `ban:applied:${id}`).sort());
+    for (const roomId of children) {
+      const ban = await member(roomId, vandal.userId);
+      assert.equal(ban.membership, 'ban');
+      assert.match(ban.reason!, /block #4242 by Admin/);
+    }
+    assert.equal((await member(space, vandal.userId)).membership, 'join', 'the space itself is not managed');
+
+    const before = gateway.requestCount;
+    assert.deepEqual((await pass()).results, []);
+    assert.equal(gateway.requestCount - before, 2 + children.length, 'the alias, the space, one snapshot per room');
   });
 });
