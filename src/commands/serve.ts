@@ -5,6 +5,7 @@ import { listen, type RunningServer } from '../http/server.ts';
 import type { Logger } from '../log.ts';
 import { createOidc, type Oidc } from '../oidc/index.ts';
 import { openMigratedDatabase } from './common.ts';
+import { startWorkerOn, type Worker } from './worker.ts';
 
 export interface Service {
   url: string;
@@ -21,8 +22,14 @@ export async function startService(config: Config, log: Logger, options: Service
   const db = await openMigratedDatabase(config, log);
   let running: RunningServer;
   let oidc: Oidc | undefined;
+  let worker: Worker | undefined;
   try {
     oidc = await createOidc({ config, db, log, ...(options.fetch && { fetch: options.fetch }) });
+    // The embedded database belongs to one process, so on it moderation mirroring runs here too.
+    if (db.kind === 'pglite' && config.sync.enabled) {
+      worker = startWorkerOn(db, config, log);
+      log.info('moderation mirroring runs in this process (embedded database)');
+    }
     const app = createApp({
       db,
       log,
@@ -34,6 +41,7 @@ export async function startService(config: Config, log: Logger, options: Service
     });
     running = await listen(app, config.http.host, config.http.port, config.http.tls);
   } catch (error) {
+    await worker?.stop();
     await oidc?.stop();
     await db.close();
     throw error;
@@ -44,6 +52,7 @@ export async function startService(config: Config, log: Logger, options: Service
     db,
     async stop() {
       await running.close(config.http.shutdown_grace * 1000);
+      await worker?.stop();
       await oidc.stop();
       await db.close();
       log.info('stopped');

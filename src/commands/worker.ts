@@ -72,11 +72,24 @@ export const wikiSources: SourcesFactory = ({ config, db, log }) => {
 export async function startWorker(config: Config, log: Logger, deps: WorkerDeps = {}): Promise<Worker> {
   const db = await openMigratedDatabase(config, log);
   try {
-    return config.sync.enabled ? startMirroring(config, log, db, deps) : startIdle(log, db);
+    const worker = startWorkerOn(db, config, log, deps);
+    return {
+      ...worker,
+      async stop() {
+        await worker.stop();
+        await db.close();
+        log.info('stopped');
+      },
+    };
   } catch (error) {
     await db.close();
     throw error;
   }
+}
+
+/** The worker on a database someone else opened and closes (the embedded database is one process's). */
+export function startWorkerOn(db: Database, config: Config, log: Logger, deps: WorkerDeps = {}): Worker {
+  return config.sync.enabled ? startMirroring(config, log, db, deps) : startIdle(log, db);
 }
 
 function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerDeps): Worker {
@@ -101,8 +114,6 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
     moderation,
     async stop() {
       await moderation.stop();
-      await db.close();
-      log.info('stopped');
     },
   };
 }
@@ -120,8 +131,6 @@ function startIdle(log: Logger, db: Database): Worker {
     moderation: undefined,
     async stop() {
       await leadership.stop();
-      await db.close();
-      log.info('stopped');
     },
   };
 }

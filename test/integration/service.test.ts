@@ -190,6 +190,27 @@ describe('command line', () => {
     assert.match(missing.stdout, /no account matches/);
   });
 
+  test('on PGlite, serve also runs moderation mirroring when it is enabled; missing Matrix settings are a clear error', async () => {
+    const incomplete = writeConfig(`http:\n  port: 0\ndatabase:\n  data_dir: ${tmp()}\nsync:\n  enabled: true\n`);
+    const refused = await run(['serve', '--config', incomplete]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /moderation mirroring needs matrix\.homeserver_url and matrix\.access_token/);
+
+    const config = writeConfig(
+      `http:\n  port: 0\ndatabase:\n  data_dir: ${tmp()}\nsync:\n  enabled: true\nwiki:\n  contact: tests@example.org\n  base_url: http://127.0.0.1:9/w\n  max_retries: 0\n`,
+      { homeserver_url: 'http://127.0.0.1:9', access_token: 't', user_id: '@bot:localhost' },
+    );
+    const serve = start(['serve', '--config', config]);
+    try {
+      await serve.waitFor(/moderation mirroring runs in this process/);
+      await serve.waitFor(/"listening"/);
+      serve.child.kill('SIGTERM');
+      assert.equal((await serve.exited).code, 0);
+    } finally {
+      serve.child.kill('SIGKILL');
+    }
+  });
+
   test('serve on PGlite answers /ready, stops cleanly on SIGTERM, and a second process is refused the data directory', async () => {
     const dataDir = tmp();
     const config = writeConfig(`http:\n  port: 0\ndatabase:\n  data_dir: ${dataDir}\n`);

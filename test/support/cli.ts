@@ -60,9 +60,10 @@ export function run(args: string[], env: Record<string, string | undefined> = {}
 
 const KEY = 'k'.repeat(40);
 
-/** Writes a configuration file (a valid minimal one plus `extra` YAML) and returns its path. */
-export function writeConfig(extra = '', dir = mkdtempSync(join(tmpdir(), 'wms-cli-'))): string {
-  const path = join(dir, 'config.yaml');
-  writeFileSync(path, `oidc:\n  cookie_keys: [${KEY}]\n  key_encryption_secret: test-secret\nmatrix:\n  server_name: localhost\nlogging:\n  level: info\n${extra}`);
+/** Writes a configuration file (a valid minimal one plus `extra` YAML and `matrix` settings) and returns its path. */
+export function writeConfig(extra = '', matrix: Record<string, string> = {}): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'wms-cli-')), 'config.yaml');
+  const matrixLines = Object.entries({ server_name: 'localhost', ...matrix }).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}\n`);
+  writeFileSync(path, `oidc:\n  cookie_keys: [${KEY}]\n  key_encryption_secret: test-secret\nmatrix:\n${matrixLines.join('')}logging:\n  level: info\n${extra}`);
   return path;
 }
