@@ -1,7 +1,6 @@
 // The executor carries out a pass: rooms named by alias or space → room ids (rooms.ts); wiki
 // state → policy → desired; room snapshots (one request a room, a few rooms at a time) and
-// ownership records → reconcile → actions; then the actions through the gateway, in lanes: one
-// lane per room (one per user for suspensions), a few lanes at a time, each lane in plan order.
+// ownership records → reconcile → actions; then each action through the gateway, in order.
 // Every action leaves an audit entry; an action that succeeded also updates the ownership
 // records, in the same transaction, right away. So a pass cut short (crash, shutdown, rate limit)
 // leaves records that say exactly what was done, and the next pass plans the rest: nothing
@@ -12,7 +11,7 @@ import type { Logger } from '../log.ts';
 import { DryRunGateway, MatrixError, NETWORK_ERROR, ABORTED, type MatrixGateway, type WriteOutcome } from '../matrix/index.ts';
 import type { ModerationConfig } from './config.ts';
 import { banReason, describeCause, policy } from './policy.ts';
-import { reconcile, recordsAfter } from './reconcile.ts';
+import { reconcile } from './reconcile.ts';
 import { resolveRooms } from './rooms.ts';
 import { ModerationAuditLog, ModerationRecordStore, type AuditEntry, type AuditOutcome } from './records.ts';
 import type { Action, ActualState, DesiredState, OwnershipRecords, RoomSnapshot, WikiState } from './types.ts';
@@ -31,8 +30,6 @@ export interface ExecutorOptions {
   clock?: () => Date;
   /** Room snapshots read at the same time; default 4. */
   concurrency?: number;
-  /** Rooms (lanes) written to at the same time; default 8. Within a room, actions stay in plan order. */
-  writeConcurrency?: number;
   passId?: () => string;
 }
 
@@ -67,12 +64,11 @@ export interface PassResult {
 }
 
 export interface RunOptions {
-  /** Stops the pass between two actions: the actions under way finish (and are recorded). */
+  /** Stops the pass between two actions: the action under way finishes (and is recorded). */
   signal?: AbortSignal;
 }
 
 const DEFAULT_CONCURRENCY = 4;
-const DEFAULT_WRITE_CONCURRENCY = 8;
 const NOTICE_MAX_LINES = 20;
 
 /** Writes pending after their Matrix change succeeded but the database refused the record. */
@@ -92,7 +88,6 @@ export class ModerationExecutor {
   readonly #dryRun: boolean;
   readonly #clock: () => Date;
   readonly #concurrency: number;
-  readonly #writeConcurrency: number;
   readonly #passId: () => string;
   #pending: PendingCommit[] = [];
 
@@ -106,8 +101,7 @@ export class ModerationExecutor {
     this.#serverName = options.serverName;
     this.#noticeRoom = options.noticeRoom;
     this.#dryRun = options.dryRun ?? options.gateway instanceof DryRunGateway;
-    this.#concurrency = atLeastOne(options.concurrency ?? DEFAULT_CONCURRENCY);
-    this.#writeConcurrency = atLeastOne(options.writeConcurrency ?? DEFAULT_WRITE_CONCURRENCY);
+    this.#concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     this.#passId = options.passId ?? randomUUID;
   }
 
@@ -138,25 +132,27 @@ export class ModerationExecutor {
     return result;
   }
 
-  /**
-   * Carries out a plan's actions, auditing each; posts one notice for the lot. Rooms are written
-   * to side by side (a ban takes a round trip, and a block bans in every room), but one room's
-   * actions keep their planned order: a power levels write, then bans, then unbans. The first
-   * action goes alone: a homeserver rate limiting us or not answering is then met by one write,
-   * not by a burst of them, and a pass stopped at once leaves no more than one action done.
-   */
+  /** Carries out a plan's actions in order, auditing each; posts one notice for the lot. */
   async apply(plan: Plan, options: RunOptions = {}): Promise<PassResult> {
-    const pass = new PassState(plan.records);
-    const [first = [], ...others] = lanes(plan.actions);
-    await this.#runLane(plan, first.slice(0, 1), pass, options.signal);
-    const rest = [first.slice(1), ...others].filter((lane) => lane.length > 0);
-    await eachBounded(rest, this.#writeConcurrency, (lane) => this.#runLane(plan, lane, pass, options.signal));
-    if (pass.fatal) throw pass.fatal.error;
-    const results = pass.results();
-    const deferred = plan.actions.length - results.length;
-    if (pass.stopped === 'aborted') this.#log.info({ passId: plan.passId, deferred }, 'stopping: the rest of the pass is left for the next one');
-    if (pass.stopped === 'homeserver') {
-      this.#log.warn({ passId: plan.passId, deferred, err: pass.stopError }, 'the homeserver is rate limiting or not answering: the rest of the pass is left for the next one');
+    let records = plan.records;
+    const results: ActionResult[] = [];
+    let deferred = 0;
+    for (const [i, action] of plan.actions.entries()) {
+      if (options.signal?.aborted) {
+        deferred = plan.actions.length - i;
+        this.#log.info({ passId: plan.passId, deferred }, 'stopping: the rest of the pass is left for the next one');
+        break;
+      }
+      const { result, commit, stopPass } = await this.#execute(action);
+      const audit = auditEntries(action, result, { passId: plan.passId, at: this.#clock(), dryRun: this.#dryRun, records });
+      if (commit) records = await this.#commit(records, action, audit);
+      else await this.#audit.append(audit);
+      results.push(result);
+      if (stopPass) {
+        deferred = plan.actions.length - i - 1;
+        this.#log.warn({ passId: plan.passId, deferred, err: result.error }, 'the homeserver is rate limiting or not answering: the rest of the pass is left for the next one');
+        break;
+      }
     }
     const notice = await this.#notify(results);
     return {
@@ -169,28 +165,6 @@ export class ModerationExecutor {
       lacksPower: lacksPowerRooms(results),
       notice,
     };
-  }
-
-  /** One lane's actions in order, until the lane ends or the pass stops (for every lane at once). */
-  async #runLane(plan: Plan, lane: readonly Planned[], pass: PassState, signal: AbortSignal | undefined): Promise<void> {
-    for (const { index, action } of lane) {
-      if (signal?.aborted) pass.stopped ??= 'aborted';
-      if (pass.stopped || pass.fatal) return;
-      try {
-        const { result, commit, stopPass } = await this.#execute(action);
-        const audit = auditEntries(action, result, { passId: plan.passId, at: this.#clock(), dryRun: this.#dryRun, records: pass.records });
-        if (commit) await this.#commit(pass, action, audit);
-        else await this.#audit.append(audit);
-        pass.done.push({ index, result });
-        if (stopPass && !pass.stopped) {
-          pass.stopped = 'homeserver';
-          pass.stopError = result.error;
-        }
-      } catch (error) {
-        // A bug or the database failing: the pass ends, once the other lanes' actions under way are recorded.
-        pass.fatal ??= { error };
-      }
-    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -270,13 +244,9 @@ export class ModerationExecutor {
    * written before anything else is planned: without its record, the service would not know it
    * placed that ban or level and would never lift it.
    */
-  async #commit(pass: PassState, action: Action, audit: AuditEntry[]): Promise<void> {
+  async #commit(records: OwnershipRecords, action: Action, audit: AuditEntry[]): Promise<OwnershipRecords> {
     try {
-      // The store writes the difference the action makes to its own room's (or user's) records,
-      // which no other lane touches; so `pass.records` may move on meanwhile without harm, and the
-      // action is then applied to whatever it has become, not to the copy handed to the store.
-      await this.#store.apply(pass.records, [action], audit);
-      pass.records = recordsAfter(pass.records, [action]);
+      return await this.#store.apply(records, [action], audit);
     } catch (error) {
       this.#pending.push({ actions: [action], audit });
       throw error;
@@ -306,62 +276,6 @@ export class ModerationExecutor {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-interface Planned {
-  /** The position in the plan: results are reported in plan order, whichever lane finished first. */
-  index: number;
-  action: Action;
-}
-
-/** What the lanes of one pass share. */
-class PassState {
-  records: OwnershipRecords;
-  done: { index: number; result: ActionResult }[] = [];
-  /** Set once: no lane starts another action. */
-  stopped: 'aborted' | 'homeserver' | undefined;
-  /** Why the homeserver stopped the pass. */
-  stopError: string | undefined;
-  fatal: { error: unknown } | undefined;
-
-  constructor(records: OwnershipRecords) {
-    this.records = records;
-  }
-
-  results(): ActionResult[] {
-    return [...this.done].sort((a, b) => a.index - b.index).map((d) => d.result);
-  }
-}
-
-/**
- * The plan split into lanes that can run side by side: what one room's actions do depends on the
- * room's earlier actions (and records), never on another room's. Lanes in order of first action.
- */
-function lanes(actions: readonly Action[]): Planned[][] {
-  const byKey = new Map<string, Planned[]>();
-  for (const [index, action] of actions.entries()) {
-    const key = laneKey(action);
-    let lane = byKey.get(key);
-    if (!lane) byKey.set(key, (lane = []));
-    lane.push({ index, action });
-  }
-  return [...byKey.values()];
-}
-
-function laneKey(action: Action): string {
-  switch (action.kind) {
-    case 'suspend':
-    case 'unsuspend':
-      return `user ${action.userId}`;
-    case 'forget':
-      return 'roomId' in action.record ? `room ${action.record.roomId}` : `user ${action.record.userId}`;
-    case 'report':
-      return action.roomId === null ? 'reports' : `room ${action.roomId}`;
-    default:
-      return `room ${action.roomId}`;
-  }
-}
-
-const atLeastOne = (n: number) => Math.max(1, Math.floor(n) || 1);
 
 async function eachBounded<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

@@ -137,8 +137,7 @@ describe('moderation executor', () => {
   test('a final retryable failure leaves the record alone and the rest of the pass for the next one', async () => {
     let limited = true;
     matrix.fail = (call) => (limited && call.method === 'ban' && call.roomId === ROOMS[1] ? rateLimited() : undefined);
-    // One room at a time, so that a room is left after the one refused.
-    const first = await executor({ writeConcurrency: 1 }).run(wiki([blocked]));
+    const first = await executor().run(wiki([blocked]));
     assert.equal(first.counts.failed, 1);
     assert.equal(first.deferred, 1, 'the third room waits');
     assert.deepEqual((await records()).bans.map((b) => b.roomId), [ROOMS[0]]);
@@ -213,111 +212,10 @@ describe('moderation executor', () => {
       if (call.method === 'ban') controller.abort();
       return undefined;
     };
-    const result = await executor({ writeConcurrency: 1 }).run(wiki([blocked]), { signal: controller.signal });
+    const result = await executor().run(wiki([blocked]), { signal: controller.signal });
     assert.equal(matrix.writes('ban').length, 1);
     assert.equal(result.deferred, 2);
     assert.equal((await records()).bans.length, 1);
-  });
-
-  describe('rooms side by side', () => {
-    const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-    /** Holds every write `ms` (or what `hold` says), counting the writes in flight at once. */
-    const inFlight = (ms: (call: FakeCall) => number = () => 30) => {
-      const seen = { now: 0, max: 0 };
-      matrix.hold = async (call) => {
-        seen.max = Math.max(seen.max, ++seen.now);
-        await delay(ms(call));
-        seen.now -= 1;
-      };
-      return seen;
-    };
-    const manyRooms = (n: number) => {
-      const ids = Array.from({ length: n }, (_, i) => `!r${i}:example.org`);
-      for (const roomId of ids) matrix.addRoom(roomId, { members: [mxid('vandal'), mxid('sysop')] });
-      return { ids, moderation: moderationConfigSchema.parse({ rooms: ids.map((room_id) => ({ room_id })) }) };
-    };
-
-    test('the first write alone, then rooms at the same time: a pass takes about as long as its longest room, not the sum', async () => {
-      const seen = inFlight();
-      const started = performance.now();
-      const result = await executor().run(wiki([blocked, sysop]));
-      const elapsed = performance.now() - started;
-      assert.equal(result.counts.applied, 6);
-      assert.equal(seen.max, 3, 'one write per room in flight');
-      assert.ok(elapsed < 150, `two writes of 30 ms per room, three rooms: ${elapsed.toFixed(0)} ms, sequential would be 180+`);
-      assert.deepEqual([(await records()).bans.length, (await records()).levels.length], [3, 3]);
-      assert.equal((await audit()).length, 6);
-      assert.equal(matrix.writes('sendNotice').length, 1);
-    });
-
-    test('within a room, the planned order; results in plan order', async () => {
-      inFlight((call) => ('roomId' in call && call.roomId === ROOMS[0] ? 25 : 5));
-      const ex = executor();
-      const plan = await ex.plan(wiki([blocked, sysop, user('vandal2', { blocks: [block({ id: 124 })] })]));
-      const result = await ex.apply(plan);
-      assert.deepEqual(result.results.map((r) => r.action), plan.actions, 'results in plan order');
-      for (const roomId of ROOMS) {
-        const planned = plan.actions.filter((a) => 'roomId' in a && a.roomId === roomId).map((a) => `${a.kind} ${'userId' in a ? a.userId : ''}`);
-        const done = matrix.calls.filter((c) => 'roomId' in c && c.roomId === roomId && c.method !== 'sendNotice')
-          .map((c) => `${({ ban: 'ban', setPowerLevels: 'set_power_levels' } as Record<string, string>)[c.method]} ${'userId' in c ? c.userId : ''}`);
-        assert.deepEqual(done, planned, roomId);
-        assert.equal(planned.length, 3);
-      }
-      assert.equal((await records()).bans.length, 6, 'no lane lost another lane\'s records');
-      assert.equal((await records()).levels.length, 3);
-    });
-
-    test('writes in flight are bounded: writeConcurrency, 8 by default', async () => {
-      const { moderation } = manyRooms(12);
-      const seen = inFlight(() => 10);
-      const limited = await executor({ moderation, writeConcurrency: 2 }).run(wiki([blocked]));
-      assert.equal(limited.counts.applied, 12);
-      assert.equal(seen.max, 2);
-      seen.max = 0;
-      const unblocked = await executor({ moderation }).run(wiki([user('vandal')]));
-      assert.equal(unblocked.counts.applied, 12);
-      assert.equal(seen.max, 8);
-    });
-
-    test('a rate limit in one room: the writes under way elsewhere finish and are recorded, no room starts another', async () => {
-      inFlight((call) => ('roomId' in call && call.roomId === ROOMS[1] ? 0 : 30));
-      matrix.fail = (call) => ('roomId' in call && call.roomId === ROOMS[1] ? rateLimited() : undefined);
-      const result = await executor().run(wiki([blocked, sysop]));
-      assert.equal(result.counts.failed, 1);
-      assert.equal(result.counts.applied, 3, `the first write alone in ${ROOMS[0]}, then one more there and one in ${ROOMS[2]}`);
-      assert.equal(result.deferred, 2);
-      assert.equal(matrix.calls.filter((c) => c.method !== 'sendNotice').length, 3);
-      const stored = await records();
-      assert.equal(stored.bans.length + stored.levels.length, 3);
-      assert.ok([...stored.bans, ...stored.levels].every((r) => r.roomId !== ROOMS[1]));
-      assert.equal((await audit()).length, 4);
-      matrix.fail = () => undefined;
-      const next = await executor().run(wiki([blocked, sysop]));
-      assert.equal(next.counts.applied, 3, 'the next pass does the rest');
-    });
-
-    test('stopping: the writes under way finish, no room starts another', async () => {
-      const controller = new AbortController();
-      inFlight(() => 20);
-      let writes = 0;
-      // Stopped while the three rooms' writes after the first are under way.
-      matrix.fail = () => (++writes === 2 && controller.abort(), undefined);
-      const result = await executor().run(wiki([blocked, sysop]), { signal: controller.signal });
-      assert.equal(result.counts.applied, 4);
-      assert.equal(result.deferred, 2);
-      const stored = await records();
-      assert.equal(stored.bans.length + stored.levels.length, 4);
-    });
-
-    test('a bug in one room ends the pass once the writes under way elsewhere are recorded', async () => {
-      inFlight((call) => ('roomId' in call && call.roomId === ROOMS[1] ? 0 : 30));
-      matrix.fail = (call) => ('roomId' in call && call.roomId === ROOMS[1] ? new Error('bug') : undefined);
-      await assert.rejects(executor().run(wiki([blocked, sysop])), /bug/);
-      assert.equal(matrix.calls.length, 3, 'the first write, then one in each other room; no notice');
-      assert.equal((await audit()).length, 3);
-      const stored = await records();
-      assert.equal(stored.bans.length + stored.levels.length, 3);
-    });
   });
 
   test('an unreadable room is reported and the others go ahead', async () => {
