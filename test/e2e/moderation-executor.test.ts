@@ -15,7 +15,7 @@ import { ModerationAuditLog, ModerationRecordStore } from '../../src/moderation/
 import type { WikiState, WikiUserState } from '../../src/moderation/types.ts';
 import { backends, type TestDatabase } from '../support/backends.ts';
 import { skipUnless } from '../support/real-parts.ts';
-import { startSynapse, synapseAvailable, type RegisteredUser, type Synapse } from '../support/synapse.ts';
+import { startSynapse, synapseAvailable, type RegisteredUser, type Synapse, clientApi } from '../support/synapse.ts';
 
 const unavailable = synapseAvailable();
 const silent = pino({ level: 'silent' });
@@ -45,19 +45,9 @@ describe('moderation executor on a real Synapse', { skip: skipUnless(unavailable
   let notices: string;
 
   const enc = encodeURIComponent;
-  async function call(token: string, method: string, path: string, body?: unknown): Promise<any> {
-    const response = await fetch(`${synapse.baseUrl}/_matrix/client/v3${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const json = await response.json();
-    assert.equal(response.status, 200, `${method} ${path}: ${JSON.stringify(json)}`);
-    return json;
-  }
-  const admin = (method: string, path: string, body?: unknown) => call(synapse.adminToken, method, path, body);
-  const state = (roomId: string, type: string, key = '') => admin('GET', `/rooms/${enc(roomId)}/state/${type}/${enc(key)}`);
+  const call: ReturnType<typeof clientApi>['call'] = (...args) => clientApi(synapse).call(...args);
+  const admin: ReturnType<typeof clientApi>['admin'] = (...args) => clientApi(synapse).admin(...args);
+  const state: ReturnType<typeof clientApi>['state'] = (...args) => clientApi(synapse).state(...args);
   const member = async (roomId: string, userId: string) => (await state(roomId, 'm.room.member', userId)) as { membership: string; reason?: string };
 
   /** The room's `m.room.power_levels` events so far (the timeline, newest first). */

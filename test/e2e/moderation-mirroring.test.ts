@@ -21,7 +21,7 @@ import { backends, type TestDatabase } from '../support/backends.ts';
 import { run, start, type Running } from '../support/cli.ts';
 import { mediawikiAvailable, startWiki, type TestWiki } from '../support/mediawiki.ts';
 import { skipUnless } from '../support/real-parts.ts';
-import { startSynapse, synapseAvailable, type RegisteredUser, type Synapse } from '../support/synapse.ts';
+import { startSynapse, synapseAvailable, type RegisteredUser, type Synapse, clientApi } from '../support/synapse.ts';
 
 const WIKI_ID = 'test.wiki';
 const unavailable = mediawikiAvailable() ?? synapseAvailable();
@@ -57,19 +57,9 @@ for (const backend of backends()) describe(`moderation mirroring end to end (${b
   const users = new Map<string, RegisteredUser>();
   const NAMES = ['Vandal', 'Hand', 'Partial', 'Sysop', 'Expiring', 'Crash', 'Quiet'];
 
-  async function call(token: string, method: string, path: string, body?: unknown): Promise<any> {
-    const response = await fetch(`${synapse.baseUrl}/_matrix/client/v3${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const json = await response.json();
-    assert.equal(response.status, 200, `${method} ${path}: ${JSON.stringify(json)}`);
-    return json;
-  }
-  const admin = (method: string, path: string, body?: unknown) => call(synapse.adminToken, method, path, body);
-  const state = (roomId: string, type: string, key = '') => admin('GET', `/rooms/${enc(roomId)}/state/${type}/${enc(key)}`);
+  const call: ReturnType<typeof clientApi>['call'] = (...args) => clientApi(synapse).call(...args);
+  const admin: ReturnType<typeof clientApi>['admin'] = (...args) => clientApi(synapse).admin(...args);
+  const state: ReturnType<typeof clientApi>['state'] = (...args) => clientApi(synapse).state(...args);
   const member = async (roomId: string, name: string) => (await state(roomId, 'm.room.member', users.get(name)!.userId)) as { membership: string; reason?: string };
   const memberships = (name: string) => Promise.all(rooms.map((room) => member(room, name)));
   const levels = (name: string) => Promise.all(rooms.map(async (room) => (await state(room, 'm.room.power_levels')).users?.[users.get(name)!.userId] as number | undefined));

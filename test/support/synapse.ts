@@ -322,3 +322,22 @@ export async function startSynapse(options: SynapseOptions = {}): Promise<Synaps
     throw error;
   }
 }
+
+/** Synapse's client-server API for test assertions: any 200 answer as JSON, anything else fails the test. */
+export function clientApi(synapse: Pick<Synapse, 'baseUrl' | 'adminToken'>) {
+  const enc = encodeURIComponent;
+  async function call(token: string, method: string, path: string, body?: unknown): Promise<any> {
+    const response = await fetch(`${synapse.baseUrl}/_matrix/client/v3${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(15_000),
+    });
+    const json = await response.json();
+    if (response.status !== 200) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+  const admin = (method: string, path: string, body?: unknown) => call(synapse.adminToken, method, path, body);
+  const state = (roomId: string, type: string, key = '') => admin('GET', `/rooms/${enc(roomId)}/state/${type}/${enc(key)}`);
+  return { call, admin, state };
+}
