@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { Database } from '../db/index.ts';
-import { migrationStatus } from '../db/migrate.ts';
+import { migrationStatus, readMigrations, type Migration } from '../db/migrate.ts';
 import type { Logger } from '../log.ts';
 import { AppError } from './errors.ts';
 
@@ -53,12 +53,14 @@ export function createApp(deps: AppDeps): Koa {
     }
   });
 
+  // Read once: load balancers probe /ready every few seconds, and the files do not change.
+  const migrations = readMigrations();
   const router = new Router();
   router.get('/health', (ctx) => {
     ctx.body = { status: 'ok' };
   });
   router.get('/ready', async (ctx) => {
-    const checks = await readiness(db);
+    const checks = await readiness(db, migrations);
     ctx.status = checks.ready ? 200 : 503;
     ctx.body = checks;
   });
@@ -89,10 +91,10 @@ export interface Readiness {
   error?: string;
 }
 
-async function readiness(db: Database): Promise<Readiness> {
+async function readiness(db: Database, migrations: Migration[]): Promise<Readiness> {
   try {
     const status = await Promise.race([
-      migrationStatus(db),
+      migrationStatus(db, migrations),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('database did not answer in time')), READY_TIMEOUT_MS).unref()),
     ]);
     const pending = status.pending.length > 0;
