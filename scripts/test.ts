@@ -2,7 +2,10 @@
 // are missing on this machine is reported and left out; under CI (CI=true) a missing part fails.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Tally } from './test-tally.ts';
 
 interface Tier {
   name: string;
@@ -53,6 +56,32 @@ for (const tier of tiers) {
   selected.push(...list);
 }
 // One run, so that the closing summary counts every test of every tier.
-const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...selected], { cwd: root, stdio: 'inherit' });
+const scratch = mkdtempSync(join(tmpdir(), 'wms-test-'));
+const tallyFile = join(scratch, 'tally.json');
+const result = spawnSync(
+  process.execPath,
+  ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(root, 'scripts/test-tally.ts')}`, `--test-reporter-destination=${tallyFile}`, ...selected],
+  { cwd: root, stdio: 'inherit' },
+);
+let tally: Tally | undefined;
+try {
+  tally = JSON.parse(readFileSync(tallyFile, 'utf8')) as Tally;
+} catch {
+  process.stderr.write('npm test: the test run ended without a tally (did it crash?)\n');
+}
+rmSync(scratch, { recursive: true, force: true });
+
+let skippedUnderCi = false;
+if (tally) {
+  for (const suite of tally.skippedSuites) {
+    process.stdout.write(`skipped suite: ${suite.name}${suite.file ? ` (${suite.file.replace(root, '')})` : ''}: ${suite.reason}\n`);
+  }
+  const suites = tally.skippedSuites.length;
+  if (suites > 0) process.stdout.write(`${suites} whole suites skipped (counted once each; their tests never ran)\n`);
+  // Under CI nothing may be skipped: a skip there means an install step is missing.
+  skippedUnderCi = Boolean(process.env.CI) && suites + tally.skipped > 0;
+  if (skippedUnderCi) process.stderr.write('npm test: tests were skipped under CI (see above)\n');
+  process.stdout.write(`tests: ${tally.passed} passed, ${tally.failed} failed, ${tally.skipped + suites} skipped\n`);
+}
 if (incomplete) process.stderr.write('npm test: some tiers could not run under CI (see above)\n');
-process.exit(result.status !== 0 || incomplete ? 1 : 0);
+process.exit(result.status !== 0 || incomplete || !tally || skippedUnderCi ? 1 : 0);
