@@ -1,3 +1,4 @@
+import { accountRepository } from '../compose.ts';
 import type { Config } from '../config/load.ts';
 import { openDatabase, type Database } from '../db/index.ts';
 import { migrate } from '../db/migrate.ts';
@@ -14,6 +15,9 @@ export async function openMigratedDatabase(config: Config, log: Logger): Promise
     const { applied, unknown } = await migrate(db);
     if (applied.length > 0) log.info({ migrations: applied.map((m) => `${m.version}_${m.name}`) }, 'applied migrations');
     if (unknown.length > 0) log.warn({ migrations: unknown }, 'the database has migrations this version does not know; is an older version running against a newer database?');
+    // Localparts stored by earlier versions with `=xx` escapes are ones Synapse would escape again.
+    const changes = await accountRepository(db, config).rederiveUnstableLocalparts();
+    for (const change of changes) log.warn(change, 'gave an account a localpart the homeserver keeps as it is (the old one had escapes Synapse would change)');
   } catch (error) {
     await db.close();
     throw error;

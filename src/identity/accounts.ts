@@ -3,7 +3,7 @@
 // already knows the user by it, so only an admin override changes it.
 import type { Queryable } from '../db/index.ts';
 import { AppError } from '../http/errors.ts';
-import { normalizeUsername, type LocalpartPolicy } from './localpart.ts';
+import { isHomeserverStable, normalizeUsername, type LocalpartPolicy } from './localpart.ts';
 
 export interface Account {
   /** Which wiki (family) the central id belongs to, e.g. the OAuth wiki's host name. */
@@ -56,6 +56,19 @@ export interface AccountRepository {
   setLocalpart(wiki: string, centralId: string, localpart: string, actor: string): Promise<Account>;
   /** Accounts in localpart order. */
   list(options?: { limit?: number; after?: string }): Promise<AccountPage>;
+  /**
+   * Gives every stored localpart the homeserver would not keep as it is (the `=xx` escapes of
+   * versions before 0.2, a leading `_`) a new one from today's mapping, and says what changed.
+   */
+  rederiveUnstableLocalparts(): Promise<LocalpartChange[]>;
+}
+
+export interface LocalpartChange {
+  wiki: string;
+  centralId: string;
+  username: string;
+  from: string;
+  to: string;
 }
 
 export class InvalidIdentityError extends AppError {
@@ -238,29 +251,61 @@ export class PostgresAccountRepository implements AccountRepository {
     );
   }
 
+  async rederiveUnstableLocalparts(): Promise<LocalpartChange[]> {
+    // The pattern is isHomeserverStable's; the check below keeps the two honest.
+    const { rows } = await this.#db.query<AccountRow>(`SELECT * FROM accounts WHERE localpart !~ '^[a-z0-9._/+-]+$' OR localpart LIKE '\\_%' ORDER BY created_at, central_id`);
+    const changes: LocalpartChange[] = [];
+    for (const row of rows) {
+      if (isHomeserverStable(row.localpart)) continue;
+      const moved = await this.#claim(row.username, async (candidate) => {
+        try {
+          const updated = await this.#one('UPDATE accounts SET localpart = $3, updated_at = $4 WHERE wiki = $1 AND central_id = $2 AND localpart = $5 RETURNING *', [
+            row.wiki, row.central_id, candidate, this.#clock(), row.localpart,
+          ]);
+          // Nothing updated: another process (a second serve starting) moved it already.
+          return updated ?? (await this.findByCentralId(row.wiki, row.central_id));
+        } catch (error) {
+          if (isUniqueViolation(error)) return undefined;
+          throw error;
+        }
+      });
+      changes.push({ wiki: row.wiki, centralId: row.central_id, username: row.username, from: row.localpart, to: moved.localpart });
+    }
+    return changes;
+  }
+
   /**
    * A first login. Candidates are inserted with ON CONFLICT DO NOTHING, so the unique constraint
    * settles races without aborting anything: when a concurrent first login of another user wins
    * a candidate the insert returns nothing and the next candidate is tried; when a concurrent
    * login of the same user wins, the insert returns nothing and that account is used.
    */
-  async #create(identity: ReturnType<typeof checkIdentity>, now: Date): Promise<Account> {
-    const base = this.#policy.derive(identity.username);
+  #create(identity: ReturnType<typeof checkIdentity>, now: Date): Promise<Account> {
+    return this.#claim(identity.username, async (candidate) => {
+      const created = await this.#one(
+        `INSERT INTO accounts (wiki, central_id, username, display_name, localpart, created_at, updated_at, last_login_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT DO NOTHING RETURNING *`,
+        [identity.wiki, identity.centralId, identity.username, identity.displayName, candidate, now],
+      );
+      return created ?? this.#recordLogin(identity, now);
+    });
+  }
+
+  /**
+   * The first free localpart for `username` (the derived one, then its suffixes), taken by `take`,
+   * which answers undefined when another account won the candidate first.
+   */
+  async #claim(username: string, take: (candidate: string) => Promise<Account | undefined>): Promise<Account> {
+    const base = this.#policy.derive(username);
     for (const batch of candidateBatches(this.#policy, base)) {
       const { rows } = await this.#db.query<{ localpart: string }>('SELECT localpart FROM accounts WHERE localpart = ANY($1)', [batch]);
       const taken = new Set(rows.map((row) => row.localpart));
       for (const candidate of batch.filter((c) => !taken.has(c))) {
-        const created = await this.#one(
-          `INSERT INTO accounts (wiki, central_id, username, display_name, localpart, created_at, updated_at, last_login_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT DO NOTHING RETURNING *`,
-          [identity.wiki, identity.centralId, identity.username, identity.displayName, candidate, now],
-        );
-        if (created) return created;
-        const existing = await this.#recordLogin(identity, now);
-        if (existing) return existing;
+        const account = await take(candidate);
+        if (account) return account;
       }
     }
-    throw new AppError(500, 'localpart_exhausted', `no free localpart left for "${identity.username}": "${base}" and its suffixes up to _${MAX_SUFFIX} are all taken, which suggests accounts are being created in bulk`);
+    throw new AppError(500, 'localpart_exhausted', `no free localpart left for "${username}": "${base}" and its suffixes up to _${MAX_SUFFIX} are all taken, which suggests accounts are being created in bulk`);
   }
 
   async #one(sql: string, params: readonly unknown[]): Promise<Account | undefined> {

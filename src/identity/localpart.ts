@@ -1,31 +1,39 @@
 // Wiki username → Matrix localpart.
 //
-// The mapping is an encoding of the MediaWiki-normalised name: ASCII capitals are lowercased,
-// spaces become `_`, `a-z 0-9 . -` stay, and every other character becomes `=xx` escapes of its
-// UTF-8 bytes (the spec's suggested scheme). `=`, `/` and `+` are escaped too although the grammar
-// allows them: `=` so that escapes stay unambiguous, `/` and `+` because they need care in URLs.
+// A localpart must come out of the homeserver exactly as the service sent it, or the Matrix ID the
+// service records is not the one the person gets. Synapse passes the OIDC localpart template
+// through `map_username_to_mxid_localpart` (synapse/types/__init__.py): it lowercases, escapes
+// every byte outside `a-z 0-9 . _ - / +` as `=xx` (`=` included) and a leading `_` as `=5f`. So
+// the spec's `=xx` escaping cannot be used: Synapse escapes the escapes again. MAS keeps the
+// localpart as it is but refuses anything outside `^[a-z0-9.=_/+-]+$`. The localparts made here
+// use only `a-z 0-9 . _ -`, never start with `_`: unchanged by both. (`/` and `+` would survive
+// too, but clients, bridges and URLs handle them poorly; admins may still choose them.)
 //
-// Lowercasing loses information (`ABC` and `Abc` are different wiki users), so the mapping is
-// readable rather than injective. That is acceptable because a localpart is assigned once, at first
-// login, and stored: the account repository resolves a collision with a numeric suffix
-// (`abc`, `abc_2`, …), and the stored value, not this function, is the source of truth afterwards.
+// Other scripts are transliterated (any-ascii: `Мария` → `mariya`, `北京` → `beijing`, `😀` →
+// `grinning`), which is readable but not injective: `Мария`, `Mariya` and `MARIYA` all map to
+// `mariya`. That is acceptable because a localpart is assigned once, at first login, and stored:
+// the account repository resolves a collision with a numeric suffix (`mariya`, `mariya_2`, …),
+// and the stored value, not this function, is the source of truth afterwards.
 //
-// An all-digit or reserved result has its first character escaped instead (`12345` → `=312345`,
-// `Admin` → `=61dmin`): still a faithful encoding, and never all digits or reserved, because a
-// result starting with `=` is neither. A result too long for the 255-byte Matrix ID is cut at an
-// escape boundary and ends with `-` and a hash of the whole encoding, so long names stay distinct.
+// A name that transliterates to nothing (only punctuation) gets `wiki-user-` and a hash of the
+// name; an all-digit or reserved result gets `_wiki` appended (`12345` → `12345_wiki`, `Admin` →
+// `admin_wiki`), and one starting with a reserved prefix gets `wiki-` in front. A result too long
+// for the 255-byte Matrix ID is cut and ends with `-` and a hash of the whole name.
 import { createHash } from 'node:crypto';
+import anyAscii from 'any-ascii';
 
 const MXID_MAX_BYTES = 255;
 /** The Matrix localpart grammar; MAS's `^[a-z0-9.=_/+-]+$` is the same set. */
 const GRAMMAR = /^[a-z0-9._=\-/+]+$/;
+/** What Synapse's mapping leaves as it is (besides a leading `_`). */
+const HOMESERVER_STABLE = /^[a-z0-9._\-/+]+$/;
 const ALL_DIGITS = /^[0-9]+$/;
-const KEPT = /^[a-z0-9.-]$/;
-/** One unit of an encoded localpart: an escape or a single character. */
-const PIECE = /=[0-9a-f]{2}|[^]/g;
 const HASH_LENGTH = 12;
 /** Below this much room for the localpart, long names could not be told apart by their hash. */
 const MIN_LOCALPART_BYTES = 32;
+const RESERVED_SUFFIX = '_wiki';
+const RESERVED_PREFIX_ESCAPE = 'wiki-';
+const FALLBACK_PREFIX = 'wiki-user-';
 
 // MediaWiki's title normalisation (TitleParser::splitTitleString): these count as spaces, runs of
 // them collapse, and direction marks are dropped; so any spelling of a name maps like its canonical form.
@@ -96,36 +104,38 @@ export function normalizeUsername(name: string): string {
 
 const utf8 = new TextEncoder();
 
-function escapeChar(ch: string): string {
-  let out = '';
-  for (const byte of utf8.encode(ch)) out += `=${byte.toString(16).padStart(2, '0')}`;
-  return out;
-}
-
-function encodeChar(ch: string): string {
-  if (ch === ' ') return '_';
-  if (ch >= 'A' && ch <= 'Z') return ch.toLowerCase();
-  return KEPT.test(ch) ? ch : escapeChar(ch);
+/** Whether Synapse's `map_username_to_mxid_localpart` and MAS both keep `localpart` exactly as it is. */
+export function isHomeserverStable(localpart: string): boolean {
+  return HOMESERVER_STABLE.test(localpart) && !localpart.startsWith('_');
 }
 
 function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, HASH_LENGTH);
 }
 
-/** The longest run of whole pieces that fits in `room` characters. */
-function cut(pieces: readonly string[], room: number): string {
-  let out = '';
-  for (const piece of pieces) {
-    if (out.length + piece.length > room) break;
-    out += piece;
-  }
-  return out;
+/**
+ * A canonical name in `a-z 0-9 . _ -`: transliterated, lowercased, apostrophes dropped (`O'Brien`
+ * → `obrien`), spaces as `_`, anything else as `-`, runs of separators as their first one, none at
+ * either end. Empty when nothing readable is left.
+ */
+function readable(name: string): string {
+  return anyAscii(name)
+    .toLowerCase()
+    .replace(/['`\u2019]/g, '')
+    .replace(/\s+/g, '_')
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/([._-])[._-]+/g, '$1')
+    .replace(/^[._-]+|[._-]+$/g, '');
+}
+
+/** `text` cut to at most `room` characters, without a separator left dangling at the end. */
+function cut(text: string, room: number): string {
+  return text.slice(0, room).replace(/[._-]+$/, '');
 }
 
 function validateReserved(entries: readonly string[], what: string): void {
   for (const entry of entries) {
     if (!GRAMMAR.test(entry)) throw new LocalpartConfigError(`reserved ${what} "${entry}" is not a valid localpart (a-z, 0-9 and . _ = - / + only)`);
-    if (entry.startsWith('=')) throw new LocalpartConfigError(`reserved ${what} "${entry}" cannot start with "=": escaped localparts start with it`);
   }
 }
 
@@ -158,25 +168,29 @@ export class LocalpartPolicy {
 
   /** The readable localpart for a username; throws a RangeError for a name that is empty once normalised. */
   derive(username: string): string {
-    const chars = [...normalizeUsername(username)];
-    if (chars.length === 0) throw new RangeError('a wiki username cannot be empty');
-    const pieces = chars.map(encodeChar);
-    const plain = this.#fit(pieces);
-    if (!ALL_DIGITS.test(plain) && !this.isReserved(plain)) return plain;
-    // Only a result starting with a plain character can be all digits or reserved (no reserved
-    // entry starts with "="), so pieces[0] is that one character, already lowercased.
-    pieces[0] = escapeChar(pieces[0]!);
-    return this.#fit(pieces);
+    const name = normalizeUsername(username);
+    if (name === '') throw new RangeError('a wiki username cannot be empty');
+    // Hashes see the name up to ASCII case, as the readable part does: `IRC` and `Irc` are one localpart.
+    const key = name.replace(/[A-Z]/g, (c) => c.toLowerCase());
+    const plain = readable(name);
+    if (plain === '') return this.#fallback(key);
+    const fitted = this.#fit(plain, key);
+    const candidates = [
+      fitted,
+      cut(fitted, this.maxLength - RESERVED_SUFFIX.length) + RESERVED_SUFFIX,
+      cut(RESERVED_PREFIX_ESCAPE + fitted, this.maxLength),
+    ];
+    return candidates.find((candidate) => this.problem(candidate) === undefined) ?? this.#fallback(key);
   }
 
   /**
-   * The n-th alternative (n ≥ 2) to an assigned-elsewhere localpart: `base_n`, with `base` cut at
-   * an escape boundary if needed to stay within the length bound.
+   * The n-th alternative (n ≥ 2) to an assigned-elsewhere localpart: `base_n`, with `base` cut if
+   * needed to stay within the length bound.
    */
   withSuffix(base: string, n: number): string {
     if (!Number.isSafeInteger(n) || n < 2) throw new RangeError(`a localpart suffix must be an integer ≥ 2, not ${n}`);
     const suffix = `_${n}`;
-    return cut(base.match(PIECE) ?? [], this.maxLength - suffix.length) + suffix;
+    return cut(base, this.maxLength - suffix.length) + suffix;
   }
 
   isReserved(localpart: string): boolean {
@@ -186,7 +200,8 @@ export class LocalpartPolicy {
   /** Why a localpart cannot be assigned on this homeserver, or undefined when it can. */
   problem(localpart: string): string | undefined {
     if (localpart.length === 0) return 'a localpart cannot be empty';
-    if (!GRAMMAR.test(localpart)) return 'a localpart may contain only a–z, 0–9 and . _ = - / +';
+    if (!HOMESERVER_STABLE.test(localpart)) return 'a localpart may contain only a–z, 0–9 and . _ - / + (Synapse would escape anything else, "=" included)';
+    if (localpart.startsWith('_')) return 'a localpart cannot start with "_" (Synapse would escape it; bridges claim that namespace)';
     if (ALL_DIGITS.test(localpart)) return 'a localpart cannot be all digits';
     if (localpart.length > this.maxLength) return `a localpart on ${this.serverName} can be at most ${this.maxLength} characters long (a Matrix ID is at most 255 bytes)`;
     if (this.isReserved(localpart)) return `"${localpart}" is reserved`;
@@ -197,10 +212,17 @@ export class LocalpartPolicy {
     return `@${localpart}:${this.serverName}`;
   }
 
-  #fit(pieces: readonly string[]): string {
-    const whole = pieces.join('');
-    if (whole.length <= this.maxLength) return whole;
-    return `${cut(pieces, this.maxLength - HASH_LENGTH - 1)}-${hash(whole)}`;
+  /** `plain` within the length bound; a cut one ends with a hash of the whole name, so long names stay distinct. */
+  #fit(plain: string, key: string): string {
+    if (plain.length <= this.maxLength) return plain;
+    return `${cut(plain, this.maxLength - HASH_LENGTH - 1)}-${hash(key)}`;
+  }
+
+  /** For a name with nothing readable in it, or whose every readable form is taken by reservations. */
+  #fallback(key: string): string {
+    const localpart = FALLBACK_PREFIX + hash(key);
+    if (this.problem(localpart) !== undefined) throw new LocalpartConfigError(`the reserved names or prefixes cover "${localpart}", the localpart for names with nothing readable in them; reserve less`);
+    return localpart;
   }
 }
 

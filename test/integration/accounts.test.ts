@@ -102,13 +102,34 @@ for (const backend of backends()) {
 
     it('never hands out reserved names', async () => {
       const table: [string, string][] = [
-        ['Admin', '=61dmin'],
-        ['Mjolnir', '=6djolnir'],
-        ['Wikibot', '=77ikibot'],
-        ['Irc fan', '=69rc_fan'],
-        ['12345', '=312345'],
+        ['Admin', 'admin_wiki'],
+        ['Mjolnir', 'mjolnir_wiki'],
+        ['Wikibot', 'wikibot_wiki'],
+        ['Irc fan', 'wiki-irc_fan'],
+        ['12345', '12345_wiki'],
+        ['_Bridge user', 'bridge_user'],
       ];
       for (const [i, [name, expected]] of table.entries()) assert.equal((await repo.upsertOnLogin(login(String(i + 1), name))).localpart, expected, name);
+    });
+
+    it('gives localparts stored with escapes a new one the homeserver keeps, and leaves the others alone', async () => {
+      await repo.upsertOnLogin(login('1', 'Aenglisc'));
+      // As versions before 0.2 stored them: `=xx` escapes, an escaped first letter, a leading "_".
+      for (const [id, name, localpart] of [['2', 'Ænglisc', '=c3=86nglisc'], ['3', 'Admin', '=61dmin'], ['4', 'Мария', '=d0=9c=d0=b0=d1=80=d0=b8=d1=8f'], ['5', '_x', '_x']]) {
+        await db.query(
+          `INSERT INTO accounts (wiki, central_id, username, display_name, localpart, created_at, updated_at, last_login_at) VALUES ($1, $2, $3, $3, $4, $5, $5, $5)`,
+          [WIKI, id, name, localpart, now],
+        );
+      }
+      later(5);
+      const changes = await repo.rederiveUnstableLocalparts();
+      assert.deepEqual(
+        changes.map((c) => [c.centralId, c.from, c.to]),
+        [['2', '=c3=86nglisc', 'aenglisc_2'], ['3', '=61dmin', 'admin_wiki'], ['4', '=d0=9c=d0=b0=d1=80=d0=b8=d1=8f', 'mariya'], ['5', '_x', 'x']],
+      );
+      assert.equal((await repo.findByCentralId(WIKI, '1'))!.localpart, 'aenglisc');
+      assert.deepEqual((await repo.findByCentralId(WIKI, '4'))!.updatedAt, now);
+      assert.deepEqual(await repo.rederiveUnstableLocalparts(), []);
     });
 
     it('lets an admin override the localpart, and keeps it on later logins', async () => {
@@ -132,7 +153,8 @@ for (const backend of backends()) {
       await assert.rejects(repo.setLocalpart(WIKI, '2', 'Second', 'Admin'), InvalidLocalpartError);
       await assert.rejects(repo.setLocalpart(WIKI, '2', '2024', 'Admin'), /all digits/);
       await assert.rejects(repo.setLocalpart(WIKI, '2', 'admin', 'Admin'), /reserved/);
-      await assert.rejects(repo.setLocalpart(WIKI, '2', '_bridge', 'Admin'), /reserved/);
+      await assert.rejects(repo.setLocalpart(WIKI, '2', '_bridge', 'Admin'), /cannot start with "_"/);
+      await assert.rejects(repo.setLocalpart(WIKI, '2', '=c3=86nglisc', 'Admin'), /Synapse would escape/);
       await assert.rejects(repo.setLocalpart(WIKI, '2', 'x'.repeat(241), 'Admin'), /at most 240/);
       await assert.rejects(repo.setLocalpart(WIKI, '2', 'fine', ' '), /actor/);
       await assert.rejects(repo.setLocalpart(WIKI, '99', 'fine', 'Admin'), AccountNotFoundError);
