@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Browser, type Hop } from '../support/browser.ts';
+import { accountRepository, wikiIdOf } from '../../src/compose.ts';
 import { continueToWiki, editor, freePort, readSnippet, startStack, trustTestCa, type Stack } from '../support/login-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { installedSynapseVersion, startSynapse, synapseAvailable, type Synapse } from '../support/synapse.ts';
@@ -173,6 +174,35 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
     assert.equal(b.userId, `@same_name_2:${SERVER_NAME}`);
     assert.equal(await displayName(a.userId), 'Same Name');
     assert.equal(await displayName(b.userId), 'Same name');
+  });
+
+  // Names from every script and every awkward corner (some of them, like `=` or `/`, are no longer
+  // allowed in new MediaWiki usernames, but old accounts have them). Each must get from Synapse
+  // exactly the Matrix ID the service records for it.
+  const CORPUS = [
+    'Ævar Arnfjörð Bjarmason', 'Łukasz Żółć', 'Đặng Thị Ngọc', 'Straße', 'İstanbul Fan', 'e\u0301cole',
+    'Мария Иванова', 'Ёжик', 'Ελληνικά', 'Σωκράτης', 'محمد', 'عبد الله', 'ערן', 'דוד בן-גוריון',
+    'देवनागरी', 'अमित', 'தமிழ்', '北京', '東京都', '한국어', 'さくら', 'ภาษาไทย', 'ქართული', 'Հայերեն', 'አማርኛ',
+    '😀', '👩‍👩‍👧 Family', "O'Brien", 'D’Artagnan', 'A=B', 'AC/DC', 'C++ Fan', '_Underscore', 'Dot.Name',
+    'Hyphen-Name', '12345', '0042', 'Admin', 'Mjolnir', 'Room', 'Ж'.repeat(85), `Long ${'x'.repeat(80)}`,
+    'Casey Jones', 'CASEY JONES', 'Spaced Name', 'Spaced_Name', 'Left\u200Eto right', '!!!', '???', 'Anna-Мария 北',
+  ];
+
+  test(`${CORPUS.length} usernames of every script: Synapse creates exactly the Matrix ID the service records`, { timeout: 180_000 }, async (t) => {
+    const accounts = accountRepository(stack.service.db, stack.config);
+    const mismatches: string[] = [];
+    for (const [i, username] of CORPUS.entries()) {
+      const centralId = 7000 + i;
+      const login = await signIn(editor({ centralId, username }));
+      const me = await whoami(login.accessToken);
+      assert.equal(me.status, 200);
+      const stored = await accounts.findByCentralId(wikiIdOf(stack.config), String(centralId));
+      assert.ok(stored, `no account recorded for ${username}`);
+      const recorded = `@${stored.localpart}:${SERVER_NAME}`;
+      if (me.json.user_id !== recorded) mismatches.push(`${JSON.stringify(username)}: Synapse ${me.json.user_id}, recorded ${recorded}`);
+      t.diagnostic(`${JSON.stringify(username)} → ${me.json.user_id}`);
+    }
+    assert.deepEqual(mismatches, [], `${mismatches.length} of ${CORPUS.length} names got another Matrix ID than recorded`);
   });
 
   const refused: Array<[string, Partial<WikiUser>, string]> = [
