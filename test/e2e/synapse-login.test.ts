@@ -9,12 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Browser, type Hop } from '../support/browser.ts';
+import pino from 'pino';
 import { accountRepository, wikiIdOf } from '../../src/compose.ts';
+import { SdkMatrixGateway } from '../../src/matrix/index.ts';
+import { moderationConfigSchema } from '../../src/moderation/config.ts';
+import { ModerationExecutor } from '../../src/moderation/executor.ts';
 import { continueToWiki, editor, freePort, readSnippet, startStack, trustTestCa, type Stack } from '../support/login-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { installedSynapseVersion, startSynapse, synapseAvailable, type Synapse } from '../support/synapse.ts';
 import { makeTestCa, type TestCa } from '../support/tls.ts';
 import type { WikiUser } from '../support/wiki-oauth-double.ts';
+import type { Account } from '../../src/identity/accounts.ts';
 
 const unavailable = synapseAvailable();
 const skip = skipUnless(unavailable);
@@ -188,9 +193,12 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
     'Casey Jones', 'CASEY JONES', 'Spaced Name', 'Spaced_Name', 'Left\u200Eto right', '!!!', '???', 'Anna-Мария 北',
   ];
 
+  const corpusLogins = new Map<string, { login: MatrixLogin; account: Account }>();
+
   test(`${CORPUS.length} usernames of every script: Synapse creates exactly the Matrix ID the service records`, { timeout: 180_000 }, async (t) => {
     const accounts = accountRepository(stack.service.db, stack.config);
     const mismatches: string[] = [];
+    corpusLogins.clear();
     for (const [i, username] of CORPUS.entries()) {
       const centralId = 7000 + i;
       const login = await signIn(editor({ centralId, username }));
@@ -199,10 +207,46 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
       const stored = await accounts.findByCentralId(wikiIdOf(stack.config), String(centralId));
       assert.ok(stored, `no account recorded for ${username}`);
       const recorded = `@${stored.localpart}:${SERVER_NAME}`;
+      corpusLogins.set(username, { login, account: stored });
       if (me.json.user_id !== recorded) mismatches.push(`${JSON.stringify(username)}: Synapse ${me.json.user_id}, recorded ${recorded}`);
       t.diagnostic(`${JSON.stringify(username)} → ${me.json.user_id}`);
     }
     assert.deepEqual(mismatches, [], `${mismatches.length} of ${CORPUS.length} names got another Matrix ID than recorded`);
+  });
+
+  test('a wiki block of one person of each script bans exactly that Matrix user, through the executor', async () => {
+    const blocked = ['Ævar Arnfjörð Bjarmason', 'Мария Иванова', 'Σωκράτης', 'محمد', 'דוד בן-גוריון', 'देवनागरी', '北京', '한국어', 'ภาษาไทย', 'ქართული', '😀', '12345', '!!!'];
+    const bystander = corpusLogins.get('Casey Jones')!;
+    const { room_id: roomId } = (await clientApi('/_matrix/client/v3/createRoom', { token: synapse.adminToken, body: { preset: 'public_chat', room_version: '11' } })).json;
+    for (const { login } of corpusLogins.values()) assert.equal((await clientApi(`/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: login.accessToken, body: {} })).status, 200);
+    const block = (i: number, username: string) => ({
+      id: 9000 + i, user: username, userId: i + 1, by: 'Steward', timestamp: new Date('2030-01-01T00:00:00Z'), expiry: null,
+      reason: `Vandalism (${username})`, sitewide: true, restrictions: { pages: [], namespaces: [], actions: [] },
+      anonOnly: false, noCreate: true, autoblock: true, noEmail: false, allowUserTalk: true, hidden: false,
+    });
+    const users = [...blocked, 'Casey Jones'].map((username, i) => {
+      const { account } = corpusLogins.get(username)!;
+      return { account, blocks: username === 'Casey Jones' ? [] : [block(i, username)], globalBlocks: [], lock: null, groups: [], globalGroups: [] };
+    });
+    const silent = pino({ level: 'silent' });
+    const executor = new ModerationExecutor({
+      db: stack.service.db,
+      gateway: new SdkMatrixGateway({ baseUrl: synapse.baseUrl, accessToken: synapse.adminToken, logger: silent, requestTimeoutMs: 15_000 }),
+      log: silent,
+      moderation: moderationConfigSchema.parse({ rooms: [{ room_id: roomId }] }),
+      serverName: SERVER_NAME,
+      dryRun: false,
+    });
+    const result = await executor.run({ wiki: wikiIdOf(stack.config), users, complete: false });
+    assert.equal(result.counts.applied, blocked.length, JSON.stringify(result.results.map((r) => [r.action.kind, r.outcome, r.error])));
+    const member = async (userId: string) => (await clientApi(`/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(userId)}`, { token: synapse.adminToken })).json;
+    for (const username of blocked) {
+      const { login } = corpusLogins.get(username)!;
+      const state = await member((await whoami(login.accessToken)).json.user_id);
+      assert.equal(state.membership, 'ban', username);
+      assert.match(state.reason, new RegExp(`Vandalism \\(${username.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)$`));
+    }
+    assert.equal((await member(bystander.login.userId)).membership, 'join');
   });
 
   const refused: Array<[string, Partial<WikiUser>, string]> = [
