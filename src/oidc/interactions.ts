@@ -19,7 +19,7 @@ import type { Logger } from '../log.ts';
 import { loginProblem } from '../login/policy.ts';
 import type { WikiLoginStore, WikiProfileStore } from '../login/store.ts';
 import { PROBLEM_KINDS, problemInfo, type Problem, type ProblemKind } from '../views/index.ts';
-import type { ActionApiClient } from '../wiki/action-api.ts';
+import { WikiApiError, type ActionApiClient } from '../wiki/action-api.ts';
 import { WikiOAuthError, type WikiOAuthClient } from '../wiki/oauth.ts';
 import { readForm } from '../http/form.ts';
 import type { Pages } from './pages.ts';
@@ -96,6 +96,44 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
         : undefined;
     pages.send(ctx, 'error', { problem, requestId: ctx.state.requestId, ...(returnTo && { returnTo }) }, uiLocales);
   }
+
+  /**
+   * What the person is told when something failed that the flow did not expect to fail: the Action
+   * API behind a login rule (a private wiki's `readapidenied`, a 5xx, a malformed answer), the
+   * database, a bug. The log gets what the wiki said; the person gets a page, the app an OAuth error.
+   */
+  function unexpected(error: unknown, uid: string | undefined): Problem {
+    if (error instanceof WikiApiError) {
+      log.error(
+        { uid, module: error.module, kind: error.kind, apiCode: error.apiCode, httpStatus: error.httpStatus, field: error.field, detail: error.detail },
+        error.apiCode === 'readapidenied'
+          ? 'the wiki refused to answer the Action API (readapidenied: a private wiki needs wiki.api_user and a bot password)'
+          : 'the wiki\'s Action API failed during a sign-in',
+      );
+      if (error.kind === 'timeout') return { kind: 'wiki_timeout' };
+      if (error.kind === 'network' || (error.kind === 'http' && (error.httpStatus ?? 500) >= 500) || error.apiCode === 'maxlag' || error.apiCode === 'ratelimited') return { kind: 'wiki_unavailable' };
+      return { kind: 'server_error' };
+    }
+    log.error({ uid, err: error }, 'a sign-in failed unexpectedly');
+    return { kind: 'server_error' };
+  }
+
+  // No browser on these routes may end on the JSON error body the API routes get: whatever throws
+  // becomes the error page, with the way back to the app when the interaction is still known.
+  router.use(['/interaction', CALLBACK_PATH], async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      const uid = /^\/interaction\/([^/]+)/.exec(ctx.path)?.[1];
+      const problem = unexpected(error, uid);
+      try {
+        await refuse(ctx, uid, problem);
+      } catch (again) {
+        log.error({ uid, err: again }, 'cannot show the way back to the app either');
+        pages.send(ctx, 'error', { problem, requestId: ctx.state.requestId });
+      }
+    }
+  });
 
   router.get('/interaction/:uid', async (ctx) => {
     const details = await interaction(ctx);
@@ -176,7 +214,12 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
       return;
     }
     const { login } = claim;
-    const outcome = await signIn(ctx, login.state, login.codeVerifier);
+    let outcome;
+    try {
+      outcome = await signIn(ctx, login.state, login.codeVerifier);
+    } catch (error) {
+      outcome = { problem: unexpected(error, login.interactionUid) };
+    }
     if ('problem' in outcome) {
       log.info({ uid: login.interactionUid, problem: outcome.problem.kind }, 'sign-in refused');
       await refuse(ctx, login.interactionUid, outcome.problem);
@@ -198,6 +241,7 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
         error.code === 'access_denied' ? { kind: 'wiki_cancelled' }
         : error.code === 'state_mismatch' ? { kind: 'session_invalid' }
         : error.code === 'upstream_unavailable' ? { kind: 'wiki_unavailable' }
+        : error.code === 'invalid_profile' && error.field === 'username' ? { kind: 'account_name_invalid' }
         : { kind: 'server_error' };
       return { problem };
     }

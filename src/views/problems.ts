@@ -7,6 +7,8 @@ export type Problem =
   | { kind: 'account_not_attached' }
   /** A suppressed (hidden) account: the profile has only `sub` and `blocked`. */
   | { kind: 'account_hidden' }
+  /** The wiki sent a username no identity may hold (a NUL byte, a control character, an unpaired surrogate). */
+  | { kind: 'account_name_invalid' }
   /** Refused for a block: `any` when every block counts (the profile's `blocked`), `sitewide` otherwise. */
   | { kind: 'blocked'; scope: 'any' | 'sitewide' }
   | { kind: 'too_few_edits'; minEdits: number }
@@ -46,6 +48,7 @@ const refused = (stem: string): ProblemInfo => ({ status: 403, severity: 'error'
 const INFO: Readonly<Record<ProblemKind, ProblemInfo>> = {
   account_not_attached: refused('not-attached'),
   account_hidden: refused('hidden'),
+  account_name_invalid: refused('name-invalid'),
   blocked: refused('blocked'),
   too_few_edits: refused('too-few-edits'),
   account_too_new: refused('too-new'),

@@ -15,6 +15,7 @@ const interaction = '/interaction/Xf3kP0aQ';
 export const SAMPLE_PROBLEMS: readonly Problem[] = [
   { kind: 'account_not_attached' },
   { kind: 'account_hidden' },
+  { kind: 'account_name_invalid' },
   { kind: 'blocked', scope: 'any' },
   { kind: 'blocked', scope: 'sitewide' },
   { kind: 'too_few_edits', minEdits: 1 },

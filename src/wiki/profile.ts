@@ -70,9 +70,13 @@ const sub = z.union([
 
 const hiddenShape = z.object({ sub, blocked: z.literal(true) });
 
+/** No identity may hold these: a database refuses NUL, and control characters and lone surrogates are no one's name. */
+const UNUSABLE = /[\u0000-\u001f\u007f-\u009f]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const usableName = (name: string) => !UNUSABLE.test(name);
+
 const visibleShape = z.object({
   sub,
-  username: z.string().min(1),
+  username: z.string().min(1).refine(usableName, 'holds a NUL byte, a control character or an unpaired surrogate'),
   editcount: z.number().int().nonnegative(),
   confirmed_email: z.boolean().optional(),
   email_verified: z.boolean().optional(),

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
 import * as client from 'openid-client';
@@ -156,6 +158,21 @@ describe('refusals', () => {
     });
   }
 
+  for (const [what, username] of [['a NUL byte', 'Nul\u0000Name'], ['an unpaired surrogate', 'Half\uD800Name'], ['a control character', 'Bell\u0007Name']]) {
+    test(`refuses a wiki username with ${what}: a clear page, access_denied, and no account`, async () => {
+      const before = await accountCount(stack);
+      stack.wiki.login = { user: editor({ centralId: 7600 + before, username }) };
+      const browser = new Browser();
+      const { request, back } = await rp.signIn(browser);
+      assert.equal(back.status, 403, back.body.slice(0, 300));
+      assert.match(back.body, /This account name cannot be used/);
+      const returned = await browser.submit(back, /^Return to Example Homeserver/, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+      assert.equal(returned.location?.searchParams.get('error'), 'access_denied');
+      assert.equal(returned.location?.searchParams.get('state'), request.state);
+      assert.equal(await accountCount(stack), before);
+    });
+  }
+
   test('pages follow ui_locales, then Accept-Language', async () => {
     stack.wiki.login = { user: editor({ centralId: 7900, username: 'Rtl Reader', blocked: true }) };
     const browser = new Browser({ acceptLanguage: 'de-DE,de;q=0.9' });
@@ -293,6 +310,64 @@ describe('login rules that need more than the profile', () => {
     after(async () => {
       await stack?.stop();
       await wiki?.stop();
+    });
+
+    /** The sign-in of a blocked account under `blocked: sitewide`, whose Action API check cannot be answered. */
+    async function signInThrough(apiUrl: string, centralId: number) {
+      const broken = await startStack({ config: { login: { blocked: 'sitewide' }, wiki: { api_url: apiUrl, max_retries: 0, timeout: 2 } } });
+      try {
+        const rp = await RelyingParty.discover(broken.issuer);
+        broken.wiki.login = { user: editor({ centralId, username: 'Fully Blocked', blocked: true }) };
+        const browser = new Browser();
+        const { request, back } = await rp.signIn(browser);
+        assert.match(back.headers.get('content-type') ?? '', /text\/html/, `a page, not ${back.body.slice(0, 200)}`);
+        const returned = await browser.submit(back, /^Return to/, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+        assert.equal(returned.location?.searchParams.get('state'), request.state);
+        const { rows } = await broken.service.db.query('SELECT 1 FROM accounts');
+        assert.equal(rows.length, 0, 'no account for a sign-in that could not be checked');
+        return { status: back.status, body: back.body, error: returned.location?.searchParams.get('error') };
+      } finally {
+        await broken.stop();
+      }
+    }
+
+    test('a private wiki (readapidenied) during the block check: the error page, and server_error for the app', async () => {
+      const privateWiki = await startWiki({ settings: "$wgGroupPermissions['*']['read'] = false;" });
+      try {
+        const { status, body, error } = await signInThrough(privateWiki.apiUrl, 9201);
+        assert.equal(status, 500);
+        assert.match(body, /Something went wrong/);
+        assert.equal(error, 'server_error');
+      } finally {
+        await privateWiki.stop();
+      }
+    });
+
+    for (const [what, answer, expected] of [
+      ['a 503', (res: import('node:http').ServerResponse) => res.writeHead(503, { 'content-type': 'text/html' }).end('<h1>Service Unavailable</h1>'), 'temporarily_unavailable'],
+      ['a malformed answer', (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"batchcomplete":true,"query":{"blocks":[{"id":"not a number"}]}}'), 'server_error'],
+      ['an HTML page instead of JSON', (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>maintenance</html>'), 'server_error'],
+    ] as const) {
+      test(`the Action API answering ${what} during the block check: the error page, and ${expected} for the app`, async () => {
+        const server: Server = createServer((_req, res) => answer(res));
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        try {
+          const { error } = await signInThrough(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api.php`, 9202);
+          assert.equal(error, expected);
+        } finally {
+          server.closeAllConnections();
+          await new Promise((resolve) => server.close(resolve));
+        }
+      });
+    }
+
+    test('the wiki stopping mid-sign-in, before the block check: the error page, and temporarily_unavailable', async () => {
+      const server: Server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as AddressInfo).port;
+      await new Promise((resolve) => server.close(resolve));
+      const { error } = await signInThrough(`http://127.0.0.1:${port}/api.php`, 9203);
+      assert.equal(error, 'temporarily_unavailable');
     });
 
     test('a partially blocked account signs in; a sitewide blocked one is refused', async () => {

@@ -60,7 +60,13 @@ export interface TestWiki {
   stop(): Promise<void>;
 }
 
-export async function startWiki(options: { log?: (line: string) => void } = {}): Promise<TestWiki> {
+export interface WikiOptions {
+  log?: (line: string) => void;
+  /** PHP appended to LocalSettings.php, e.g. `$wgGroupPermissions['*']['read'] = false;` for a private wiki. */
+  settings?: string;
+}
+
+export async function startWiki(options: WikiOptions = {}): Promise<TestWiki> {
   const why = mediawikiAvailable();
   if (why) throw new Error(why);
   const docroot = mediawikiDir();
@@ -70,6 +76,7 @@ export async function startWiki(options: { log?: (line: string) => void } = {}):
     const port = await freePort();
     const baseUrl = `http://127.0.0.1:${port}`;
     const settings = install(docroot, dir, baseUrl);
+    if (options.settings) appendFileSync(settings, `\n${options.settings}\n`);
     server = serve(docroot, settings, port, options.log);
     const apiUrl = `${baseUrl}/api.php`;
     await waitForApi(apiUrl, server);
@@ -228,7 +235,9 @@ async function waitForApi(apiUrl: string, server: ChildProcess): Promise<void> {
       const res = await fetch(`${apiUrl}?action=query&meta=siteinfo&format=json&formatversion=2`, {
         signal: AbortSignal.timeout(2_000),
       });
-      if (res.ok && ((await res.json()) as any).query?.general) return;
+      const body = res.ok ? ((await res.json()) as any) : undefined;
+      // A private wiki answers anonymous readers with readapidenied: it is up all the same.
+      if (body?.query?.general || body?.error?.code === 'readapidenied') return;
       last = `HTTP ${res.status}`;
     } catch (err) {
       last = err;
