@@ -2,7 +2,8 @@
 // show the pages, send the person to the wiki's OAuth 2 authorize endpoint, and finish the
 // interaction with the account the wiki vouched for (or with the error the app should get).
 //
-//   GET  /interaction/:uid           "Continue with <wiki>" (login) or the consent page
+//   GET  /interaction/:uid           "Continue with <wiki>" (login) or the consent page; for a
+//                                    first-party app (skip_consent) straight on to the wiki
 //   POST /interaction/:uid/wiki      → the wiki (PKCE; `state` bound to this interaction and browser)
 //   GET  /wiki/callback              ← the wiki; checks state, exchanges the code, applies login rules
 //   GET  /interaction/:uid/complete  finishes the login with the account the callback recorded
@@ -142,6 +143,15 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     const name = await clientName(details);
     const uid = details.uid;
     if (details.prompt.name === 'login') {
+      // One click: a first-party app (skip_consent) already showed its own "Sign in with <wiki>"
+      // button, so a second one here would only be in the way. Going straight to the wiki on a GET
+      // adds no login CSRF: the sign-in stays bound to this interaction's cookie and to a browser
+      // key set now, so a callback finishes only in the browser that started it (as Dex does with
+      // a single connector). Third-party apps keep the page, which names who is asking.
+      if (clientConfig(String(details.params.client_id))?.skip_consent) {
+        await toWiki(ctx, details);
+        return;
+      }
       pages.send(ctx, 'login', { clientName: name, continueTo: { action: `/interaction/${uid}/wiki` }, cancel: { action: `/interaction/${uid}/abort`, fields: { problem: 'wiki_cancelled' } } }, uiLocales);
       return;
     }
@@ -168,9 +178,8 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     pages.send(ctx, 'error', { problem: { kind: 'bad_request' }, requestId: ctx.state.requestId }, uiLocales);
   });
 
-  router.post('/interaction/:uid/wiki', async (ctx) => {
-    const details = await interaction(ctx);
-    if (!details) return;
+  /** Sends the browser to the wiki's authorize endpoint, with PKCE and `state` bound to this interaction and browser. */
+  async function toWiki(ctx: Context, details: Details): Promise<void> {
     if (!deps.wiki) {
       log.error('sign-in attempted but the wiki OAuth consumer is not configured (wiki.client_id, wiki.client_secret)');
       await refuse(ctx, details.uid, { kind: 'server_error' });
@@ -191,6 +200,11 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     });
     ctx.status = 303;
     ctx.redirect(url);
+  }
+
+  router.post('/interaction/:uid/wiki', async (ctx) => {
+    const details = await interaction(ctx);
+    if (details) await toWiki(ctx, details);
   });
 
   router.get(CALLBACK_PATH, async (ctx) => {

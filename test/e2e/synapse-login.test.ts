@@ -14,7 +14,7 @@ import { accountRepository, wikiIdOf } from '../../src/compose.ts';
 import { SdkMatrixGateway } from '../../src/matrix/index.ts';
 import { moderationConfigSchema } from '../../src/moderation/config.ts';
 import { ModerationExecutor } from '../../src/moderation/executor.ts';
-import { continueToWiki, editor, freePort, readSnippet, startStack, trustTestCa, type Stack } from '../support/login-stack.ts';
+import { editor, freePort, readSnippet, startStack, trustTestCa, type Stack } from '../support/login-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { installedSynapseVersion, startSynapse, synapseAvailable, type Synapse } from '../support/synapse.ts';
 import { makeTestCa, type TestCa } from '../support/tls.ts';
@@ -102,9 +102,12 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
     stack.wiki.login = { user };
     const start = `${synapse.baseUrl}/_matrix/client/v3/login/sso/redirect/${IDP}?redirectUrl=${encodeURIComponent(redirectUrl)}`;
     const atClient = (u: URL) => u.href.startsWith(redirectUrl);
-    const signInPage = await browser.follow(start, { stopAt: atClient });
-    assert.equal(signInPage.url.origin, stack.issuer, `Synapse should send the browser to the service, ended at ${signInPage.url}`);
-    return continueToWiki(browser, signInPage, redirectUrl);
+    // One click: Synapse's "Sign in with Wikimedia" leads through the service straight to the wiki.
+    const wikiOrigin = new URL(stack.wiki.baseUrl).origin;
+    const toWiki = await browser.follow(start, { stopAt: (u) => u.origin === wikiOrigin || atClient(u) });
+    assert.equal(toWiki.url.origin, stack.issuer, `Synapse should send the browser to the service, ended at ${toWiki.url}`);
+    assert.equal(toWiki.location?.origin, wikiOrigin, `the service should send the browser on to the wiki without a page of its own, got ${toWiki.status} at ${toWiki.url}`);
+    return browser.follow(toWiki.location!, { stopAt: atClient });
   }
 
   /** Synapse's login token, from the redirect to the client or, as a person would, through its "Continue" page. */

@@ -176,12 +176,16 @@ describe('refusals', () => {
   test('pages follow ui_locales, then Accept-Language', async () => {
     stack.wiki.login = { user: editor({ centralId: 7900, username: 'Rtl Reader', blocked: true }) };
     const browser = new Browser({ acceptLanguage: 'de-DE,de;q=0.9' });
-    const request = await rp.authorizationRequest({ ui_locales: 'he' });
+    // The third-party tool, since a first-party app goes to the wiki without the sign-in page.
+    const tool = await RelyingParty.discover(stack.issuer, 'tool', 'tool-secret');
+    const request = await tool.authorizationRequest({ ui_locales: 'he', scope: 'openid profile wiki' });
     const login = await browser.follow(request.url);
     assert.match(login.body, /<html lang="he" dir="rtl">/);
     const refused = await continueToWiki(browser, login, RP_CALLBACK);
     assert.match(refused.body, /<html lang="he" dir="rtl">/);
-    const german = await new Browser({ acceptLanguage: 'de-DE,de;q=0.9' }).follow((await rp.authorizationRequest()).url);
+    const direct = await rp.signIn(new Browser(), { ui_locales: 'fr' });
+    assert.match(direct.back.body, /<html lang="fr" dir="ltr">/, 'the refusal after a one-click start speaks the language asked for');
+    const german = await new Browser({ acceptLanguage: 'de-DE,de;q=0.9' }).follow((await tool.authorizationRequest({ scope: 'openid profile wiki' })).url);
     assert.match(german.body, /<html lang="de" dir="ltr">/);
   });
 
@@ -216,8 +220,7 @@ describe('refusals', () => {
     stack.wiki.login = { user: editor({ centralId: 8001, username: 'Replay Tester' }) };
     const browser = new Browser();
     const request = await rp.authorizationRequest();
-    const page = await browser.follow(request.url);
-    const toWiki = await browser.submit(page, /^Continue with/, { stopAt: (u) => u.pathname.endsWith('/wiki/callback') });
+    const toWiki = await browser.follow(request.url, { stopAt: (u) => u.pathname.endsWith('/wiki/callback') });
     const callback = toWiki.location!;
 
     const forged = new URL(callback);
@@ -238,19 +241,37 @@ describe('refusals', () => {
   test('a wiki callback in another browser (no binding cookie) is refused', async () => {
     stack.wiki.login = { user: editor({ centralId: 8002, username: 'Cross Browser' }) };
     const browser = new Browser();
-    const page = await browser.follow((await rp.authorizationRequest()).url);
-    const toWiki = await browser.submit(page, /^Continue with/, { stopAt: (u) => u.pathname.endsWith('/wiki/callback') });
+    const toWiki = await browser.follow((await rp.authorizationRequest()).url, { stopAt: (u) => u.pathname.endsWith('/wiki/callback') });
     const other = await new Browser().request(toWiki.location!);
     assert.equal(other.status, 400);
   });
 
   test('a tampered interaction cookie ends in a clear page', async () => {
     const browser = new Browser();
-    const page = await browser.follow((await rp.authorizationRequest()).url);
+    const tool = await RelyingParty.discover(stack.issuer, 'tool', 'tool-secret');
+    const page = await browser.follow((await tool.authorizationRequest({ scope: 'openid profile wiki' })).url);
     for (const cookie of browser.cookies) cookie.value = `${cookie.value.slice(0, -2)}xx`;
     const hop = await browser.request(page.url);
     assert.equal(hop.status, 400);
     assert.match(hop.body, /expired or was already used/);
+  });
+
+  test('one click for a first-party app: straight from the authorization request to the wiki; a third-party one sees the page', async () => {
+    stack.wiki.login = { user: editor({ centralId: 8050, username: 'One Click' }) };
+    const wikiOrigin = new URL(stack.wiki.baseUrl).origin;
+    const browser = new Browser();
+    const request = await rp.authorizationRequest();
+    const atWiki = await browser.follow(request.url, { stopAt: (u) => u.origin === wikiOrigin });
+    assert.match(atWiki.url.pathname, /^\/interaction\/[^/]+$/);
+    assert.equal(atWiki.status, 303);
+    assert.equal(atWiki.location?.searchParams.get('code_challenge_method'), 'S256');
+    const back = await browser.follow(atWiki.location!, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+    await rp.exchange(back.location!, request);
+
+    const tool = await RelyingParty.discover(stack.issuer, 'tool', 'tool-secret');
+    const page = await new Browser().follow((await tool.authorizationRequest({ scope: 'openid profile wiki' })).url, { stopAt: (u) => u.origin === wikiOrigin });
+    assert.equal(page.status, 200);
+    assert.match(page.body, /Continue with/);
   });
 
   test('a third-party client shows the consent page; allowing it completes the sign-in', async () => {

@@ -157,7 +157,7 @@ describe('Matrix Authentication Service: strict discovery and sign-in with the c
     });
   }
 
-  test('a sign-in as MAS makes it: the claims_imports give a valid localpart, the wiki name and the email', async () => {
+  test('a sign-in as MAS makes it: the claims_imports give a valid localpart, the wiki name, the email and the linked account name', async () => {
     const config = await client.discovery(new URL(provider.issuer), provider.client_id, provider.client_secret, client.ClientSecretBasic(provider.client_secret));
     const redirectUri = clientEntry.redirect_uris[0] as string;
     const verifier = client.randomPKCECodeVerifier();
@@ -192,5 +192,6 @@ describe('Matrix Authentication Service: strict discovery and sign-in with the c
     assert.equal(imports.localpart.action, 'require');
     assert.equal(render(imports.displayname.template, user), 'Ünïcode Editör');
     assert.equal(render(imports.email.template, user), 'jimbo@example.org');
+    assert.equal(render(imports.account_name.template, user), 'Ünïcode Editör', 'MAS names the linked account after the wiki user');
   });
 });

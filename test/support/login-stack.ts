@@ -210,8 +210,10 @@ export class RelyingParty {
   }
 }
 
-/** Presses "Continue with <wiki>" on the sign-in page and follows until the relying party's callback or a page. */
+/** Presses "Continue with <wiki>" on the sign-in page (third-party apps only) and follows until the relying party's callback or a page. */
 export async function continueToWiki(browser: Browser, page: Hop, redirectUri: string): Promise<Hop> {
+  // A first-party app (skip_consent) goes to the wiki without the page: `page` is already the end.
+  if (!page.url.pathname.startsWith('/interaction/')) return page;
   if (page.status !== 200 || !/<form/.test(page.body)) {
     throw new Error(`expected the sign-in page, got ${page.status} at ${page.url} (location ${page.location}):\n${page.body.slice(0, 500)}`);
   }
