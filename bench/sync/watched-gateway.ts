@@ -45,6 +45,14 @@ export class WatchedGateway implements MatrixGateway {
     return outcome;
   }
 
+  userIdForExternalId(authProvider: string, externalId: string): Promise<string | undefined> {
+    return this.#inner.userIdForExternalId(authProvider, externalId);
+  }
+
+  setDisplayName(userId: string, displayName: string): Promise<WriteOutcome> {
+    return this.#inner.setDisplayName(userId, displayName);
+  }
+
   unban(roomId: string, userId: string, reason?: string): Promise<WriteOutcome> {
     return this.#inner.unban(roomId, userId, reason);
   }

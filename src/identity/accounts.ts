@@ -1,6 +1,8 @@
 // Accounts: a wiki account (keyed by its central user id, which survives renames) and the Matrix
 // localpart it was given at first login. The localpart never follows a rename: the homeserver
-// already knows the user by it, so only an admin override changes it.
+// already knows the user by it, so only an admin override changes it. The localpart is only what
+// we proposed: Synapse may have given the account another Matrix ID (it re-escapes localparts and
+// suffixes taken ones), so the ID it reports for the account's `sub` is stored beside it.
 import type { Queryable } from '../db/index.ts';
 import { AppError } from '../http/errors.ts';
 import { isHomeserverStable, normalizeUsername, type LocalpartPolicy } from './localpart.ts';
@@ -18,6 +20,10 @@ export interface Account {
   /** When the username, display name or localpart last changed. */
   updatedAt: Date;
   lastLoginAt: Date | undefined;
+  /** The Matrix ID the homeserver reports for this account; undefined until it has been read. */
+  matrixUserId: string | undefined;
+  /** When the homeserver was last asked for `matrixUserId`; undefined: never (or since the last login). */
+  matrixUserIdCheckedAt: Date | undefined;
 }
 
 /** Who just logged in, as the wiki's OAuth profile says. */
@@ -56,6 +62,21 @@ export interface AccountRepository {
   setLocalpart(wiki: string, centralId: string, localpart: string, actor: string): Promise<Account>;
   /** Accounts in localpart order. */
   list(options?: { limit?: number; after?: string }): Promise<AccountPage>;
+  findByMatrixUserId(userId: string): Promise<Account | undefined>;
+  /**
+   * What the homeserver answered for this account: its Matrix ID, or undefined when it has none
+   * yet (the person never signed in there). Either way the check's time is kept, so unresolved
+   * accounts are asked again oldest first.
+   */
+  recordMatrixUserId(wiki: string, centralId: string, userId: string | undefined): Promise<Account>;
+  /** Accounts of a wiki without a known Matrix ID, never checked first, then the longest unchecked. */
+  unresolvedMatrixIds(wiki: string, options: { limit: number; checkedBefore: Date }): Promise<Account[]>;
+  /**
+   * The wiki says the account now has this name (a rename seen in the logs or in the account's own
+   * record): the stored username follows without waiting for a sign-in, and so does the display
+   * name when it was the old username. Undefined when there is no such account.
+   */
+  recordRename(wiki: string, centralId: string, newName: string): Promise<{ before: Account; after: Account } | undefined>;
   /**
    * Gives every stored localpart the homeserver would not keep as it is (the `=xx` escapes of
    * versions before 0.2, a leading `_`) a new one from today's mapping, and says what changed.
@@ -112,6 +133,8 @@ interface AccountRow {
   created_at: Date;
   updated_at: Date;
   last_login_at: Date | null;
+  matrix_user_id: string | null;
+  matrix_user_id_checked_at: Date | null;
 }
 
 const CENTRAL_ID = /^[1-9][0-9]{0,19}$/;
@@ -134,6 +157,8 @@ function toAccount(row: AccountRow): Account {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     lastLoginAt: row.last_login_at ?? undefined,
+    matrixUserId: row.matrix_user_id ?? undefined,
+    matrixUserIdCheckedAt: row.matrix_user_id_checked_at ?? undefined,
   };
 }
 
@@ -240,12 +265,57 @@ export class PostgresAccountRepository implements AccountRepository {
     return { accounts, next: rows.length > limit ? accounts.at(-1)!.localpart : undefined };
   }
 
-  /** A later login: follows a rename, never touches the localpart. Undefined when the account is new. */
+  async findByMatrixUserId(userId: string): Promise<Account | undefined> {
+    return this.#one('SELECT * FROM accounts WHERE matrix_user_id = $1', [userId]);
+  }
+
+  async recordMatrixUserId(wiki: string, centralId: string, userId: string | undefined): Promise<Account> {
+    const updated = await this.#one(
+      `UPDATE accounts SET matrix_user_id = COALESCE($3, matrix_user_id), matrix_user_id_checked_at = $4
+       WHERE wiki = $1 AND central_id = $2 RETURNING *`,
+      [wiki, centralId, userId ?? null, this.#clock()],
+    );
+    if (!updated) throw new AccountNotFoundError(wiki, centralId);
+    return updated;
+  }
+
+  async unresolvedMatrixIds(wiki: string, options: { limit: number; checkedBefore: Date }): Promise<Account[]> {
+    if (!Number.isInteger(options.limit) || options.limit < 0 || options.limit > MAX_PAGE) throw new RangeError(`0 to ${MAX_PAGE} accounts, not ${options.limit}`);
+    if (options.limit === 0) return [];
+    const { rows } = await this.#db.query<AccountRow>(
+      `SELECT * FROM accounts WHERE wiki = $1 AND matrix_user_id IS NULL
+         AND (matrix_user_id_checked_at IS NULL OR matrix_user_id_checked_at < $2)
+       ORDER BY matrix_user_id_checked_at NULLS FIRST, localpart LIMIT $3`,
+      [wiki, options.checkedBefore, options.limit],
+    );
+    return rows.map(toAccount);
+  }
+
+  async recordRename(wiki: string, centralId: string, newName: string): Promise<{ before: Account; after: Account } | undefined> {
+    const username = canonicalUsername(newName);
+    if (!username) throw new InvalidIdentityError(`the wiki renamed central user id ${centralId} to an empty name`);
+    const before = await this.findByCentralId(wiki, centralId);
+    if (!before) return undefined;
+    if (before.username === username) return { before, after: before };
+    const after = await this.#one(
+      `UPDATE accounts SET username = $3, display_name = CASE WHEN display_name = username THEN $3 ELSE display_name END, updated_at = $4
+       WHERE wiki = $1 AND central_id = $2 RETURNING *`,
+      [wiki, centralId, username, this.#clock()],
+    );
+    return after && { before, after };
+  }
+
+  /**
+   * A later login: follows a rename, never touches the localpart. Undefined when the account is new.
+   * An account the homeserver had no Matrix ID for is asked about first on the next pass: it
+   * probably has one now.
+   */
   #recordLogin(identity: ReturnType<typeof checkIdentity>, now: Date): Promise<Account | undefined> {
     return this.#one(
       `UPDATE accounts SET
          updated_at = CASE WHEN username = $3 AND display_name = $4 THEN updated_at ELSE $5 END,
-         username = $3, display_name = $4, last_login_at = $5
+         username = $3, display_name = $4, last_login_at = $5,
+         matrix_user_id_checked_at = CASE WHEN matrix_user_id IS NULL THEN NULL ELSE matrix_user_id_checked_at END
        WHERE wiki = $1 AND central_id = $2 RETURNING *`,
       [identity.wiki, identity.centralId, identity.username, identity.displayName, now],
     );

@@ -8,7 +8,8 @@ export type PlannedWrite =
   | { action: 'set_power_levels'; roomId: string; content: PowerLevelsContent }
   | { action: 'send_state_event'; roomId: string; type: string; stateKey: string; content: Record<string, unknown> }
   | { action: 'send_notice'; roomId: string; text: string; html?: string }
-  | { action: 'suspend'; userId: string; suspended: boolean };
+  | { action: 'suspend'; userId: string; suspended: boolean }
+  | { action: 'set_displayname'; userId: string; displayName: string };
 
 /**
  * Reads go to the homeserver; writes are logged and kept in `planned`, and answer `dry_run`.
@@ -51,6 +52,14 @@ export class DryRunGateway implements MatrixGateway {
 
   userStatus(userId: string): Promise<UserStatus | undefined> {
     return this.#inner.userStatus(userId);
+  }
+
+  userIdForExternalId(authProvider: string, externalId: string): Promise<string | undefined> {
+    return this.#inner.userIdForExternalId(authProvider, externalId);
+  }
+
+  setDisplayName(userId: string, displayName: string): Promise<WriteOutcome> {
+    return this.#plan({ action: 'set_displayname', userId, displayName });
   }
 
   ban(roomId: string, userId: string, reason: string): Promise<WriteOutcome> {

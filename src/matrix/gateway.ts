@@ -94,6 +94,15 @@ export interface MatrixGateway {
   suspend(userId: string, suspended: boolean): Promise<WriteOutcome>;
   /** Synapse admin API: the account's state, or undefined when the homeserver has no such user. */
   userStatus(userId: string): Promise<UserStatus | undefined>;
+  /**
+   * Synapse admin API: the Matrix ID the homeserver gave the user it knows by this external id
+   * of this auth provider (for OIDC, `oidc-<idp_id>` and the `sub`), or undefined when no user has
+   * that external id yet (never signed in). Synapse re-escapes and suffixes localparts, so this,
+   * not the localpart we proposed, is the user's real ID.
+   */
+  userIdForExternalId(authProvider: string, externalId: string): Promise<string | undefined>;
+  /** Synapse admin API: sets a user's display name. */
+  setDisplayName(userId: string, displayName: string): Promise<WriteOutcome>;
 
   /** HTTP requests sent so far, retries included. */
   readonly requestCount: number;

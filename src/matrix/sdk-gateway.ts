@@ -48,6 +48,7 @@ const aliasAnswer = z.object({ room_id: z.string() });
 const memberAnswer = z.object({ membership: z.string() });
 // Older Synapse versions answer 0/1 for booleans, and lack `suspended` and `locked`.
 const flag = z.union([z.boolean(), z.number()]).optional().transform(Boolean);
+const externalIdAnswer = z.object({ user_id: z.string().regex(/^@[^:]+:.+$/, 'a Matrix ID') });
 const adminUserAnswer = z.object({ name: z.string(), admin: flag, suspended: flag, locked: flag, deactivated: flag });
 
 const enc = encodeURIComponent;
@@ -170,6 +171,17 @@ export class SdkMatrixGateway implements MatrixGateway {
     if (answer === undefined) return undefined;
     const { name, admin, suspended, locked, deactivated } = this.#parse('admin_user', adminUserAnswer, answer);
     return { userId: name, admin, suspended, locked, deactivated };
+  }
+
+  async userIdForExternalId(authProvider: string, externalId: string): Promise<string | undefined> {
+    const path = `/auth_providers/${enc(authProvider)}/users/${enc(externalId)}`;
+    const answer = await this.#orNotFound(this.#request('admin_external_id', Method.Get, path, undefined, SYNAPSE_ADMIN_V1));
+    return answer === undefined ? undefined : this.#parse('admin_external_id', externalIdAnswer, answer).user_id;
+  }
+
+  async setDisplayName(userId: string, displayName: string): Promise<WriteOutcome> {
+    await this.#request('admin_set_displayname', Method.Put, `/users/${enc(userId)}`, { displayname: displayName }, SYNAPSE_ADMIN_V2);
+    return 'applied';
   }
 
   async #roomState(endpoint: string, roomId: string) {

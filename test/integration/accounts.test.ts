@@ -47,6 +47,8 @@ for (const backend of backends()) {
         createdAt: START,
         updatedAt: START,
         lastLoginAt: START,
+        matrixUserId: undefined,
+        matrixUserIdCheckedAt: undefined,
       });
       assert.deepEqual(await repo.findByCentralId(WIKI, '12'), account);
       assert.deepEqual(await repo.findByLocalpart('jimbo_wales'), account);
@@ -130,6 +132,35 @@ for (const backend of backends()) {
       assert.equal((await repo.findByCentralId(WIKI, '1'))!.localpart, 'aenglisc');
       assert.deepEqual((await repo.findByCentralId(WIKI, '4'))!.updatedAt, now);
       assert.deepEqual(await repo.rederiveUnstableLocalparts(), []);
+    });
+
+    it('follows a rename seen on the wiki without a sign-in; the display name follows only when it was the old name', async () => {
+      await repo.upsertOnLogin(login('21', 'Old Name'));
+      await repo.upsertOnLogin({ ...login('22', 'Other Name'), displayName: 'Chosen Display' });
+      later(5);
+      const renamed = await repo.recordRename(WIKI, '21', 'Новое имя');
+      assert.equal(renamed?.before.username, 'Old Name');
+      assert.equal(renamed?.after.username, 'Новое имя');
+      assert.equal(renamed?.after.displayName, 'Новое имя');
+      assert.equal(renamed?.after.localpart, 'old_name', 'the Matrix ID never follows a rename');
+      assert.deepEqual((await repo.findByUsername(WIKI, 'Новое имя'))?.centralId, '21');
+      assert.equal(await repo.findByUsername(WIKI, 'Old Name'), undefined);
+      const other = await repo.recordRename(WIKI, '22', 'other_renamed');
+      assert.equal(other?.after.username, 'Other renamed');
+      assert.equal(other?.after.displayName, 'Chosen Display');
+      assert.equal(await repo.recordRename(WIKI, '999', 'Nobody'), undefined);
+    });
+
+    it('keeps the Matrix ID the homeserver reports, and asks again for the unresolved ones oldest first', async () => {
+      for (const [id, name] of [['31', 'First'], ['32', 'Second'], ['33', 'Third']]) await repo.upsertOnLogin(login(id, name));
+      later(5);
+      await repo.recordMatrixUserId(WIKI, '31', '@=3dfirst:wikimedia.org');
+      await repo.recordMatrixUserId(WIKI, '32', undefined);
+      assert.equal((await repo.findByCentralId(WIKI, '31'))?.matrixUserId, '@=3dfirst:wikimedia.org');
+      assert.equal((await repo.findByMatrixUserId('@=3dfirst:wikimedia.org'))?.centralId, '31');
+      later(5);
+      const unresolved = await repo.unresolvedMatrixIds(WIKI, { limit: 10, checkedBefore: now });
+      assert.deepEqual(unresolved.map((a) => a.centralId), ['33', '32'], 'never checked first, then the longest unchecked');
     });
 
     it('lets an admin override the localpart, and keeps it on later logins', async () => {

@@ -16,7 +16,8 @@ export type FakeCall =
   | { method: 'setPowerLevels'; roomId: string; content: PowerLevelsContent }
   | { method: 'sendStateEvent'; roomId: string; type: string; stateKey: string; content: Record<string, unknown> }
   | { method: 'sendNotice'; roomId: string; text: string }
-  | { method: 'suspend'; userId: string; suspended: boolean };
+  | { method: 'suspend'; userId: string; suspended: boolean }
+  | { method: 'setDisplayName'; userId: string; displayName: string };
 
 export function forbidden(endpoint = 'ban'): MatrixError {
   return new MatrixError(endpoint, { errcode: 'M_FORBIDDEN', status: 403, retryable: false, detail: 'You do not have permission' });
@@ -43,6 +44,15 @@ export class FakeMatrix implements MatrixGateway {
   /** Awaited before each write is carried out, to hold it in flight. */
   hold: ((call: FakeCall) => Promise<void>) | undefined;
   requestCount = 0;
+  /**
+   * What Synapse's `user_external_ids` holds: `<auth provider> <external id>` → Matrix ID. A
+   * lookup of anything else answers as Synapse's 404 M_NOT_FOUND does (undefined).
+   */
+  readonly externalIds = new Map<string, string>();
+  /** Decides whether an external id lookup fails (a 5xx, the network), like `failReads`. */
+  failLookup: (authProvider: string, externalId: string) => Error | undefined = () => undefined;
+  readonly lookups: { authProvider: string; externalId: string }[] = [];
+  readonly displayNames = new Map<string, string>();
 
   constructor(bot: string) {
     this.bot = bot;
@@ -145,6 +155,27 @@ export class FakeMatrix implements MatrixGateway {
 
   async userStatus(userId: string): Promise<UserStatus | undefined> {
     return { userId, admin: false, suspended: this.suspended.has(userId), locked: false, deactivated: false };
+  }
+
+  /** Synapse gives the user who signs in with this `sub` this Matrix ID. */
+  signIn(authProvider: string, externalId: string, userId: string): void {
+    this.externalIds.set(`${authProvider} ${externalId}`, userId);
+  }
+
+  async userIdForExternalId(authProvider: string, externalId: string): Promise<string | undefined> {
+    this.requestCount += 1;
+    this.lookups.push({ authProvider, externalId });
+    const error = this.failLookup(authProvider, externalId);
+    if (error) throw error;
+    return this.externalIds.get(`${authProvider} ${externalId}`);
+  }
+
+  async setDisplayName(userId: string, displayName: string): Promise<WriteOutcome> {
+    const call: FakeCall = { method: 'setDisplayName', userId, displayName };
+    this.#check(call);
+    this.displayNames.set(userId, displayName);
+    this.calls.push(call);
+    return 'applied';
   }
 
   #room(roomId: string, endpoint: string): FakeRoom {

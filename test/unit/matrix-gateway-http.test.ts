@@ -233,4 +233,59 @@ describe('SdkMatrixGateway over HTTP', () => {
     ]);
     assert.deepEqual(hs.seen[0]?.body, { suspend: true });
   });
+
+  describe('the Matrix ID behind an external id (GET /_synapse/admin/v1/auth_providers/<idp>/users/<sub>)', () => {
+    test('found: the homeserver\'s ID, which may differ from the localpart we proposed', async () => {
+      hs.script.push({ status: 200, body: { user_id: '@=3dc3=3d86sir_2:example.org' } });
+      assert.equal(await gateway().userIdForExternalId('oidc-wikimedia', '42'), '@=3dc3=3d86sir_2:example.org');
+      assert.deepEqual(hs.seen.map((s) => `${s.method} ${s.path}`), ['GET /_synapse/admin/v1/auth_providers/oidc-wikimedia/users/42']);
+      assert.equal(hs.seen[0]?.authorization, 'Bearer secret-token');
+    });
+
+    test('404 M_NOT_FOUND: never signed in, answered as undefined', async () => {
+      hs.script.push({ status: 404, body: { errcode: 'M_NOT_FOUND', error: 'User not found' } });
+      assert.equal(await gateway().userIdForExternalId('oidc-wikimedia', '7'), undefined);
+    });
+
+    test('an external id with reserved characters is one path segment', async () => {
+      hs.script.push({ status: 404, body: { errcode: 'M_NOT_FOUND', error: 'User not found' } });
+      await gateway().userIdForExternalId('oidc-wiki/media', 'a/b?c#d');
+      assert.equal(hs.seen[0]?.path.startsWith('/_synapse/admin/v1/auth_providers/oidc-wiki/media/users/a/b?c#d'), true);
+      assert.equal(hs.seen.length, 1);
+    });
+
+    test('5xx and network failures are errors, never "never signed in"', async () => {
+      hs.script.push({ status: 502, raw: '<html>bad gateway</html>' }, { status: 500, body: { errcode: 'M_UNKNOWN', error: 'boom' } });
+      const error = await gateway({ retry: { ...fast, maxAttempts: 2 } }).userIdForExternalId('oidc-wikimedia', '1').catch((e: unknown) => e);
+      assert.ok(error instanceof MatrixError);
+      assert.equal(error.status, 500);
+      assert.equal(hs.seen.length, 2);
+      const down = await new SdkMatrixGateway({ baseUrl: 'http://127.0.0.1:9', accessToken: 't', logger: silent, retry: { ...fast, maxAttempts: 1 } })
+        .userIdForExternalId('oidc-wikimedia', '1')
+        .catch((e: unknown) => e);
+      assert.ok(down instanceof MatrixError);
+      assert.equal(down.errcode, NETWORK_ERROR);
+    });
+
+    test('the bot is no server admin (403), or the endpoint is unknown (404 M_UNRECOGNIZED): errors', async () => {
+      hs.script.push({ status: 403, body: { errcode: 'M_FORBIDDEN', error: 'You are not a server admin' } }, { status: 404, body: { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' } });
+      const forbidden = await gateway().userIdForExternalId('oidc-wikimedia', '1').catch((e: unknown) => e);
+      assert.ok(forbidden instanceof MatrixError && forbidden.errcode === 'M_FORBIDDEN');
+      const unknown = await gateway().userIdForExternalId('oidc-wikimedia', '1').catch((e: unknown) => e);
+      assert.ok(unknown instanceof MatrixError && unknown.errcode === 'M_UNRECOGNIZED');
+    });
+
+    test('an answer without a Matrix ID is a bad response', async () => {
+      hs.script.push({ status: 200, body: { user_id: 'not-an-mxid' } });
+      const error = await gateway().userIdForExternalId('oidc-wikimedia', '1').catch((e: unknown) => e);
+      assert.ok(error instanceof MatrixError && error.errcode === BAD_RESPONSE);
+    });
+  });
+
+  test('display name through the admin API', async () => {
+    const gw = gateway();
+    assert.equal(await gw.setDisplayName(USER, 'Ærsir'), 'applied');
+    assert.deepEqual(hs.seen.map((s) => `${s.method} ${s.path}`), [`PUT /_synapse/admin/v2/users/${USER}`]);
+    assert.deepEqual(hs.seen[0]?.body, { displayname: 'Ærsir' });
+  });
 });
