@@ -162,10 +162,13 @@ export function toWikiBlocks(entries: z.output<typeof blockEntry>[]): WikiBlock[
 // list=users&usprop=blockinfo|groups|implicitgroups
 
 const userEntry = z.object({
-  name: z.string(),
+  // Absent when an id was asked for (`ususerids`) and no visible account has it.
+  name: z.string().optional(),
   userid: nonNegative.optional(),
   missing: flag,
   invalid: flag,
+  /** Hidden (suppressed) with `hidename`: only readers with `hideuser` see the account at all. */
+  hidden: flag,
   groups: stringList.optional(),
   implicitgroups: stringList.optional(),
   blockid: nonNegative.optional(),
@@ -191,11 +194,21 @@ export interface UserBlockInfo {
 }
 
 export type WikiUser =
-  | { name: string; exists: false; /** The name is not a valid username. */ invalid: boolean }
+  | {
+      /** Empty when asked by id. */
+      name: string;
+      exists: false;
+      /** The name is not a valid username. */
+      invalid: boolean;
+      /** The id asked for (`ususerids`): no account with it is visible, so it is hidden or gone. */
+      userId?: number;
+    }
   | {
       name: string;
       exists: true;
       userId: number;
+      /** Hidden (suppressed); seen only with `hideuser`. */
+      hidden: boolean;
       /** Explicitly granted groups only (implicit ones stripped). */
       groups: string[];
       block: UserBlockInfo | null;
@@ -207,14 +220,15 @@ export const usersAnswer = z.object({
 
 export function toWikiUsers(entries: z.output<typeof userEntry>[]): WikiUser[] {
   return entries.map((u): WikiUser => {
-    if (u.missing || u.invalid || u.userid === undefined) {
-      return { name: u.name, exists: false, invalid: u.invalid };
+    if (u.missing || u.invalid || u.userid === undefined || u.name === undefined) {
+      return { name: u.name ?? '', exists: false, invalid: u.invalid, ...(u.userid !== undefined && { userId: u.userid }) };
     }
     const implicit = new Set([...IMPLICIT_GROUPS, ...(u.implicitgroups ?? [])]);
     return {
       name: u.name,
       exists: true,
       userId: u.userid,
+      hidden: u.hidden,
       groups: (u.groups ?? []).filter((g) => !implicit.has(g)),
       block:
         u.blockid === undefined

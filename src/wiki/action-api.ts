@@ -172,9 +172,22 @@ export class ActionApiClient {
 
   /** Accounts with their explicit groups and (one) block, in batches of 50. */
   async getUsers(names: readonly string[]): Promise<WikiUser[]> {
+    return this.#users('ususers', names);
+  }
+
+  /**
+   * Users by local user id, which survives renames (without CentralAuth the OAuth `sub` is this
+   * id). An id no visible account has comes back `exists: false` with its `userId`: the account is
+   * hidden (suppressed) from this reader, since MediaWiki does not delete accounts.
+   */
+  async getUsersById(ids: readonly number[]): Promise<WikiUser[]> {
+    return this.#users('ususerids', ids.map(String));
+  }
+
+  async #users(by: 'ususers' | 'ususerids', keys: readonly string[]): Promise<WikiUser[]> {
     const users: WikiUser[] = [];
-    for (const batch of batches(names)) {
-      const params = { action: 'query', list: 'users', ususers: batch, usprop: ['blockinfo', 'groups', 'implicitgroups'] };
+    for (const batch of batches(keys)) {
+      const params = { action: 'query', list: 'users', [by]: batch, usprop: ['blockinfo', 'groups', 'implicitgroups'] };
       for await (const page of this.paginate('list=users', params)) {
         users.push(...toWikiUsers(parse('list=users', usersAnswer, page).query.users));
       }

@@ -152,7 +152,7 @@ for (const backend of backends()) {
     });
 
     it('keeps the Matrix ID the homeserver reports, and asks again for the unresolved ones oldest first', async () => {
-      for (const [id, name] of [['31', 'First'], ['32', 'Second'], ['33', 'Third']]) await repo.upsertOnLogin(login(id, name));
+      for (const [id, name] of [['31', 'First'], ['32', 'Second'], ['33', 'Third']] as const) await repo.upsertOnLogin(login(id, name));
       later(5);
       await repo.recordMatrixUserId(WIKI, '31', '@=3dfirst:wikimedia.org');
       await repo.recordMatrixUserId(WIKI, '32', undefined);

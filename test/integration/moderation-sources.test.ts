@@ -18,6 +18,9 @@ const WIKI = '127.0.0.1';
 const localparts = new LocalpartPolicy({ serverName: 'example.org', reservedNames: [], reservedPrefixes: [] });
 
 const mapped = (username: string, centralId: string): MappedAccount => ({ wiki: WIKI, centralId, username, localpart: username.toLowerCase() });
+/** Without CentralAuth the `sub` is the local user id: the ids the real wiki gave. */
+const ids = new Map<string, number>();
+const own = (username: string) => mapped(username, String(ids.get(username)));
 
 describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiAvailable()) }, () => {
   let wiki: TestWiki;
@@ -26,7 +29,8 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
   let aliceBlock: number;
 
   before(async () => {
-    wiki = await startWiki();
+    // The bot of the hidden-user test has hideuser; anonymous readers do not.
+    wiki = await startWiki({ settings: "$wgGroupPermissions['sysop']['hideuser'] = true;" });
     requests = [];
     api = new ActionApiClient({
       apiUrl: wiki.apiUrl,
@@ -36,8 +40,8 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
         return fetch(input, init);
       },
     });
-    for (const name of ['Alice', 'Carol', 'Dora', 'Plain', 'Stranger']) await wiki.createUser(name, `${name.toLowerCase()}-password-1`);
-    await wiki.createUser('Moderator', 'moderator-password-1', { sysop: true });
+    for (const name of ['Alice', 'Carol', 'Dora', 'Plain', 'Stranger']) ids.set(name, (await wiki.createUser(name, `${name.toLowerCase()}-password-1`)).userId);
+    ids.set('Moderator', (await wiki.createUser('Moderator', 'moderator-password-1', { sysop: true })).userId);
     aliceBlock = (await wiki.block('Alice', { reason: 'spam' })).id;
     await wiki.block('Carol', { reason: 'edit war', partial: true, pages: ['Main Page'] });
     await wiki.block('Stranger', { reason: 'not on Matrix' });
@@ -48,7 +52,7 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
 
   it('reads a sitewide block, a partial block and groups; an unblock clears the block', async () => {
     const deps = { api, wiki: WIKI, centralAuth: false };
-    const accounts = [mapped('Alice', '1'), mapped('Carol', '2'), mapped('Moderator', '3'), mapped('Plain', '4'), mapped('Dora', '5')];
+    const accounts = ['Alice', 'Carol', 'Moderator', 'Plain', 'Dora'].map(own);
     await wiki.block('Dora', { reason: 'briefly', expiry: '1 day' });
     const state = await fetchWikiState(accounts, deps);
     assert.equal(state.wiki, WIKI);
@@ -63,24 +67,46 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
     assert.equal(user('Carol').blocks[0]!.sitewide, false);
     assert.deepEqual(user('Carol').blocks[0]!.restrictions.pages.map((p) => p.title), ['Main Page']);
     assert.deepEqual(user('Moderator').groups, ['sysop']);
-    assert.deepEqual(user('Plain'), { account: mapped('Plain', '4'), blocks: [], globalBlocks: [], lock: null, groups: [], globalGroups: [] });
+    assert.deepEqual(user('Plain'), { account: own('Plain'), blocks: [], globalBlocks: [], lock: null, groups: [], globalGroups: [] });
     assert.ok(user('Dora').blocks[0]!.expiry instanceof Date);
 
     await wiki.unblock('Dora');
-    const afterUnblock = await fetchWikiState([mapped('Dora', '5')], deps);
+    const afterUnblock = await fetchWikiState([own('Dora')], deps);
     assert.deepEqual(afterUnblock.users[0]!.blocks, []);
 
     assert.ok(!requests.some((p) => p.get('meta') === 'globaluserinfo' || p.get('list') === 'globalblocks'));
   });
 
-  it('asks about 50 accounts per request', async () => {
-    const many = Array.from({ length: 120 }, (_, i) => mapped(`Nobody ${i}`, String(1000 + i)));
+  it('asks about 50 accounts per request, by user id', async () => {
+    const many = Array.from({ length: 120 }, (_, i) => (i < 3 ? own(['Alice', 'Carol', 'Plain'][i]!) : mapped(`Nobody ${i}`, String(1000 + i))));
     const before = requests.length;
     const state = await fetchWikiState(many, { api, wiki: WIKI, centralAuth: false });
     assert.equal(state.users.length, 120);
     const asked = requests.slice(before);
-    assert.deepEqual(asked.map((p) => p.get('list')), ['users', 'users', 'users', 'blocks', 'blocks', 'blocks']);
-    assert.deepEqual(asked.filter((p) => p.get('list') === 'users').map((p) => p.get('ususers')!.split('|').length), [50, 50, 20]);
+    assert.deepEqual(asked.map((p) => p.get('list')), ['users', 'users', 'users', 'blocks']);
+    assert.deepEqual(asked.filter((p) => p.get('list') === 'users').map((p) => p.get('ususerids')!.split('|').length), [50, 50, 20]);
+    assert.equal(asked.at(-1)!.get('bkusers'), 'Alice|Carol|Plain', 'only names the wiki gave are asked about');
+    // Ids no visible account has are hidden from us (MediaWiki does not delete accounts): sanctioned.
+    assert.ok(state.users.slice(3).every((u) => u.lock?.hidden === true));
+  });
+
+  it('follows a renamed, blocked account by its id: the block stays, the new name is read', async () => {
+    const { userId } = await wiki.createUser('Before Rename', 'before-rename-password-1');
+    const { id } = await wiki.block('Before Rename', { reason: 'sock puppetry' });
+    await wiki.renameUser('Before Rename', 'После переименования');
+    const state = await fetchWikiState([mapped('Before Rename', String(userId))], { api, wiki: WIKI, centralAuth: false });
+    const [user] = state.users;
+    assert.equal(user!.account.username, 'После переименования');
+    assert.deepEqual(user!.blocks.map((b) => [b.id, b.reason]), [[id, 'sock puppetry']], 'a rename must not lift the ban');
+    assert.equal(user!.lock, null);
+  });
+
+  it('a block that hides the name: anonymously the account reads as hidden (banned); a bot with hideuser sees the block', async () => {
+    const { userId } = await wiki.createUser('Suppressed Vandal', 'suppressed-password-1');
+    await wiki.adminRequest({ action: 'block', user: 'Suppressed Vandal', expiry: 'infinite', reason: 'private', hidename: '1' }, { token: 'csrf' });
+    const anonymous = await fetchWikiState([mapped('Suppressed Vandal', String(userId))], { api, wiki: WIKI, centralAuth: false });
+    assert.deepEqual(anonymous.users[0]!.lock, { logId: null, by: null, reason: '', timestamp: null, hidden: true });
+    assert.deepEqual(anonymous.users[0]!.blocks, []);
   });
 
   for (const backend of backends()) {
@@ -94,8 +120,8 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
         db = await backend.open();
         accounts = new PostgresAccountRepository(db, { clock: () => new Date(), localparts });
         cursors = new PostgresSyncCursorStore(db);
-        for (const [i, name] of ['Alice', 'Carol', 'Moderator', 'Plain', 'Dora'].entries()) {
-          await accounts.upsertOnLogin({ wiki: WIKI, centralId: String(i + 1), username: name });
+        for (const name of ['Alice', 'Carol', 'Moderator', 'Plain', 'Dora']) {
+          await accounts.upsertOnLogin({ wiki: WIKI, centralId: String(ids.get(name)), username: name });
         }
         await accounts.upsertOnLogin({ wiki: 'other.example', centralId: '99', username: 'Alice' });
         await wiki.createUser(target, 'target-password-1');
@@ -109,13 +135,28 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
         const batches = [];
         for await (const batch of source.batches()) batches.push(batch);
         assert.ok(batches.every((b) => b.complete === false));
-        assert.deepEqual(batches.map((b) => b.users.length), [2, 1, 2], 'the other wiki\'s account is left out of its batch');
+        assert.deepEqual(batches.map((b) => b.users.length), [1, 2, 2], 'the other wiki\'s account (alice_2) is left out of its batch');
 
         const state = await source.fullPass();
         assert.equal(state.complete, true);
         assert.deepEqual(state.users.map((u) => u.account.username).sort(), ['Alice', 'Carol', 'Dora', 'Moderator', 'Plain']);
         assert.ok(state.users.every((u) => u.account.wiki === WIKI));
         assert.equal(state.users.find((u) => u.account.username === 'Alice')!.blocks[0]!.id, aliceBlock);
+      });
+
+      it('a rename on the wiki is stored at the next read, so log entries under the new name find the account', async () => {
+        const before = `Renamee ${backend.name}`;
+        const after = `Переименован ${backend.name}`;
+        const { userId } = await wiki.createUser(before, 'renamee-password-1');
+        await accounts.upsertOnLogin({ wiki: WIKI, centralId: String(userId), username: before });
+        await wiki.renameUser(before, after);
+        const source = new WikiSource({ api, wiki: WIKI, centralAuth: false, accounts });
+        await source.targeted([before]);
+        const stored = await accounts.findByCentralId(WIKI, String(userId));
+        assert.equal(stored?.username, after);
+        assert.equal(stored?.displayName, after);
+        assert.equal(stored?.localpart, `renamee_${backend.name}`, 'the Matrix ID never follows a rename');
+        assert.deepEqual((await source.targeted([after])).users.map((u) => u.account.centralId), [String(userId)]);
       });
 
       it('a targeted pass reads only the mapped accounts among the names', async () => {

@@ -55,6 +55,8 @@ export interface TestWiki {
   block(user: string, options?: BlockOptions): Promise<{ id: number }>;
   unblock(user: string): Promise<void>;
   userrights(user: string, change: { add?: string[]; remove?: string[] }): Promise<void>;
+  /** Renames an account, as Special:RenameUser does (the Renameuser extension's maintenance script). */
+  renameUser(from: string, to: string): Promise<void>;
   /** A raw admin request, for arranging anything the helpers above do not cover. */
   adminRequest(params: Record<string, string>, options?: { token?: 'csrf' | 'userrights' }): Promise<any>;
   stop(): Promise<void>;
@@ -139,6 +141,16 @@ function wikiHandle(parts: { apiUrl: string; baseUrl: string; admin: ApiSession;
       await admin.post({ action: 'unblock', user, reason: 'test' }, 'csrf');
     },
 
+    async renameUser(from, to) {
+      const docroot = mediawikiDir();
+      const result = spawnSync(
+        'php',
+        ['extensions-core/Renameuser/maintenance/renameUser.php', '--oldname', from, '--newname', to, '--performer', ADMIN_NAME, '--reason', 'test rename'],
+        { cwd: docroot, env: { ...process.env, MW_CONFIG_FILE: join(parts.dir, 'LocalSettings.php'), MW_INSTALL_PATH: docroot }, encoding: 'utf8', timeout: 60_000 },
+      );
+      if (result.status !== 0) throw new Error(`renameUser.php ${from} → ${to} failed (${result.status ?? result.error}):\n${result.stdout}\n${result.stderr}`);
+    },
+
     async userrights(user, change) {
       const add = change.add ?? [];
       const remove = change.remove ?? [];
@@ -205,6 +217,8 @@ $wgPasswordAttemptThrottle = [];
 $wgGrantPermissions['editusergroups']['userrights'] = true;
 # Jobs would otherwise run inside API requests and slow them down unpredictably.
 $wgJobRunRate = 0;
+# Debian bundles Renameuser (core only from 1.40); it writes renameuser log entries.
+wfLoadExtension('Renameuser', "$IP/extensions-core/Renameuser/extension.json");
 `;
 }
 

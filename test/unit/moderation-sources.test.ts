@@ -77,6 +77,9 @@ const LOCAL_BLOCK = {
   automatic: false, anononly: false, nocreate: true, autoblock: true, noemail: false, hidden: false, allowusertalk: false, partial: false, restrictions: [],
 };
 
+/** Local accounts by user id, for a wiki without CentralAuth (207 is hidden: missing by id). */
+const LOCAL_ACCOUNTS: Record<string, string> = { '206': 'Plain', '208': 'New name' };
+
 function centralAuthWiki(overrides: (params: URLSearchParams) => unknown = () => undefined) {
   return scriptedWiki((params) => {
     const override = overrides(params);
@@ -88,6 +91,16 @@ function centralAuthWiki(overrides: (params: URLSearchParams) => unknown = () =>
     const names = (key: string) => params.get(key)!.split('|');
     switch (params.get('list')) {
       case 'users':
+        if (params.has('ususerids')) {
+          // As MediaWiki answers by id: a hidden (suppressed) account is `{userid, missing}`, no name.
+          return {
+            query: {
+              users: names('ususerids').map((id) =>
+                LOCAL_ACCOUNTS[id] === undefined ? { userid: Number(id), missing: true } : { userid: Number(id), name: LOCAL_ACCOUNTS[id], groups: LOCAL_ACCOUNTS[id] === 'Plain' ? ['*', 'user', 'sysop'] : ['*', 'user'], implicitgroups: ['*', 'user'] },
+              ),
+            },
+          };
+        }
         return { query: { users: names('ususers').map((name, i) => ({ userid: 40 + i, name, groups: name === 'Plain' ? ['*', 'user', 'sysop'] : ['*', 'user'], implicitgroups: ['*', 'user'] })) } };
       case 'blocks':
         return { query: { blocks: names('bkusers').includes('New name') ? [LOCAL_BLOCK] : [] } };
@@ -136,6 +149,21 @@ describe('fetchWikiState with CentralAuth', () => {
     const state = await fetchWikiState([mapped('Plain', '206')], { api, wiki: WIKI, centralAuth: false });
     assert.deepEqual(state.users[0]!.groups, ['sysop']);
     assert.deepEqual(calls.map((p) => p.get('list') ?? p.get('meta')), ['users', 'blocks']);
+    assert.equal(calls[0]!.get('ususerids'), '206', 'by user id, never by a remembered name');
+  });
+
+  it('without CentralAuth follows a renamed account by its id, and reads one hidden from us as a hidden sanction', async () => {
+    const { api, calls } = centralAuthWiki();
+    const state = await fetchWikiState([mapped('Old name', '208'), mapped('Hidden', '207')], { api, wiki: WIKI, centralAuth: false });
+    const [renamed, hidden] = state.users;
+    assert.equal(renamed!.account.username, 'New name');
+    assert.equal(renamed!.blocks.length, 1);
+    assert.equal(renamed!.blocks[0]!.id, LOCAL_BLOCK.id, 'the block is read under the new name');
+    assert.equal(renamed!.lock, null);
+    assert.equal(hidden!.account.username, 'Hidden');
+    assert.deepEqual(hidden!.lock, { logId: null, by: null, reason: '', timestamp: null, hidden: true }, 'hidden from us: sanctioned, never nothing');
+    assert.deepEqual(hidden!.blocks, []);
+    assert.deepEqual(calls.find((p) => p.get('list') === 'blocks')!.get('bkusers'), 'New name', 'no name is asked about for the hidden account');
   });
 
   it('fails the whole batch on a malformed answer, naming the accounts and the field', async () => {

@@ -3,7 +3,12 @@
 // Facts this relies on:
 // - With CentralAuth the account's central id (the OAuth `sub`) finds the global account even
 //   after a rename (`meta=globaluserinfo&guiid=`), so the current username is asked first and the
-//   local lookups use it; without CentralAuth the stored username is all there is.
+//   local lookups use it. Without CentralAuth the `sub` is the local user id, and
+//   `list=users&ususerids=` gives the current name the same way: a remembered name is never used.
+// - MediaWiki does not delete accounts: an id that no visible account has is hidden (suppressed,
+//   `hidename`) from us, as anonymous `list=users` answers `{userid, missing}` for it and
+//   `list=blocks` leaves its block out. It reads as a hidden sanction (so it is banned), never as
+//   nothing; with a bot that has `hideuser`, the wiki shows the account and its block instead.
 // - `meta=globaluserinfo` answers `missing` both for an account that no longer exists and for one
 //   suppressed (hidden) from us. A suppressed account is always locked. So an id that had an
 //   account when its owner signed in, and now has none while its stored name has none either,
@@ -28,7 +33,7 @@ import {
 } from '../../wiki/action-api.ts';
 import type { GlobalLock, MappedAccount, WikiState, WikiUserState } from '../types.ts';
 
-export type WikiReader = Pick<ActionApiClient, 'getBlocks' | 'getUsers' | 'getGlobalUserInfo' | 'getGlobalBlocks' | 'request'>;
+export type WikiReader = Pick<ActionApiClient, 'getBlocks' | 'getUsers' | 'getUsersById' | 'getGlobalUserInfo' | 'getGlobalBlocks' | 'request'>;
 
 export interface WikiStateDeps {
   api: WikiReader;
@@ -59,9 +64,9 @@ export function nameKey(name: string): string {
   return spaced.charAt(0).toUpperCase() + spaced.slice(1);
 }
 
-/** What the global account says, or that nothing can be said. */
-type GlobalFacts =
-  | { kind: 'known'; name: string; info: Extract<GlobalUserInfo, { exists: true }> }
+/** What the wiki says of an account (its global account with CentralAuth, its local one without), or that nothing can be said. */
+type AccountFacts =
+  | { kind: 'known'; name: string; info?: Extract<GlobalUserInfo, { exists: true }>; user?: Extract<WikiUser, { exists: true }> }
   | { kind: 'vanished' }
   | { kind: 'unknown' };
 
@@ -77,40 +82,69 @@ export async function fetchWikiState(accounts: readonly MappedAccount[], deps: W
 
 async function readUsers(accounts: readonly MappedAccount[], deps: WikiStateDeps): Promise<WikiUserState[]> {
   const log = (deps.logger ?? createLogger('silent')).child({ component: 'wiki-source' });
-  const global = new Map<MappedAccount, GlobalFacts>();
+  const facts = new Map<MappedAccount, AccountFacts>();
   if (deps.centralAuth) {
-    for (const account of accounts) global.set(account, await globalFacts(account, deps.api, log));
+    for (const account of accounts) facts.set(account, await globalFacts(account, deps.api, log));
+  } else {
+    for (const [account, local] of await localFacts(accounts, deps.api)) facts.set(account, local);
   }
   // The name to ask the local wiki about; none when the account cannot be identified any more.
   const nameOf = (account: MappedAccount): string | undefined => {
-    const facts = global.get(account);
-    if (facts?.kind === 'unknown') return undefined;
-    return facts?.kind === 'known' ? facts.name : account.username;
+    const f = facts.get(account)!;
+    if (f.kind === 'known') return f.name;
+    // A global account gone from view may still have a local one under the old name; a local
+    // account gone from view has no name we may trust.
+    return f.kind === 'vanished' && deps.centralAuth ? account.username : undefined;
   };
   const names = [...new Set(accounts.map(nameOf).filter((n): n is string => n !== undefined))];
-  const users = byName(await deps.api.getUsers(names), (u) => u.name);
+  // Without CentralAuth the id lookup already brought each user's groups.
+  const users = deps.centralAuth ? byName(await deps.api.getUsers(names), (u) => u.name) : undefined;
   const blocks = groupByName(await deps.api.getBlocks(names), (b) => b.user);
   const globalBlocks = deps.centralAuth ? groupByName(await deps.api.getGlobalBlocks(names), (b) => b.target) : new Map<string, GlobalBlock[]>();
 
   const states: WikiUserState[] = [];
   for (const account of accounts) {
     const name = nameOf(account);
-    const facts = global.get(account);
+    const f = facts.get(account)!;
     const key = name === undefined ? undefined : nameKey(name);
-    const user: WikiUser | undefined = key === undefined ? undefined : users.get(key);
+    const user: WikiUser | undefined = f.kind === 'known' && f.user ? f.user : key === undefined ? undefined : users?.get(key);
+    if (f.kind === 'vanished') {
+      log.warn(
+        { centralId: account.centralId, username: account.username, centralAuth: deps.centralAuth },
+        'the wiki shows no account with this id any more: it is hidden (suppressed) from this reader, so it is treated as sanctioned and banned, with its details hidden',
+      );
+    }
     states.push({
       account: { wiki: account.wiki, centralId: account.centralId, username: name ?? account.username, localpart: account.localpart },
       blocks: key === undefined ? [] : (blocks.get(key) ?? []),
       globalBlocks: key === undefined ? [] : (globalBlocks.get(key) ?? []),
-      lock: await lockOf(facts, deps.api),
+      lock: await lockOf(f, deps.api),
       groups: user?.exists ? user.groups : [],
-      globalGroups: facts?.kind === 'known' ? facts.info.globalGroups : [],
+      globalGroups: f.kind === 'known' && f.info ? f.info.globalGroups : [],
     });
   }
   return states;
 }
 
-async function globalFacts(account: MappedAccount, api: WikiReader, log: Logger): Promise<GlobalFacts> {
+/** Without CentralAuth: each account by its local user id, which is its `sub`. */
+async function localFacts(accounts: readonly MappedAccount[], api: WikiReader): Promise<Map<MappedAccount, AccountFacts>> {
+  const ids = accounts.map((account) => {
+    const id = Number(account.centralId);
+    if (!Number.isSafeInteger(id) || id <= 0) throw new Error(`${account.username} has user id "${account.centralId}", which is not one MediaWiki can have`);
+    return id;
+  });
+  const byId = new Map<number, WikiUser>();
+  for (const user of await api.getUsersById(ids)) if (user.userId !== undefined) byId.set(user.userId, user);
+  const out = new Map<MappedAccount, AccountFacts>();
+  for (const [i, account] of accounts.entries()) {
+    const user = byId.get(ids[i]!);
+    if (user === undefined) throw new Error(`list=users: no answer for user id ${ids[i]} (${account.username})`);
+    out.set(account, user.exists ? { kind: 'known', name: user.name, user } : { kind: 'vanished' });
+  }
+  return out;
+}
+
+async function globalFacts(account: MappedAccount, api: WikiReader, log: Logger): Promise<AccountFacts> {
   const id = Number(account.centralId);
   if (!Number.isSafeInteger(id) || id <= 0) {
     throw new Error(`${account.username} has central id "${account.centralId}", which is not one CentralAuth can have`);
@@ -129,9 +163,9 @@ async function globalFacts(account: MappedAccount, api: WikiReader, log: Logger)
   return { kind: 'unknown' };
 }
 
-async function lockOf(facts: GlobalFacts | undefined, api: WikiReader): Promise<GlobalLock | null> {
-  if (facts?.kind === 'vanished') return { logId: null, by: null, reason: '', timestamp: null, hidden: true };
-  if (facts?.kind !== 'known' || !facts.info.locked) return null;
+async function lockOf(facts: AccountFacts, api: WikiReader): Promise<GlobalLock | null> {
+  if (facts.kind === 'vanished') return { logId: null, by: null, reason: '', timestamp: null, hidden: true };
+  if (facts.kind !== 'known' || !facts.info?.locked) return null;
   const lock: GlobalLock = { logId: null, by: null, reason: '', timestamp: null, hidden: facts.info.hidden };
   // A hidden lock is published without details, so they are not even read.
   if (lock.hidden) return lock;
@@ -177,7 +211,7 @@ function groupByName<T extends WikiBlock | GlobalBlock>(items: readonly T[], nam
 // ---------------------------------------------------------------------------------------------
 
 export interface WikiSourceOptions extends WikiStateDeps {
-  accounts: Pick<AccountRepository, 'list' | 'findByUsername' | 'findByLocalpart'>;
+  accounts: Pick<AccountRepository, 'list' | 'findByUsername' | 'findByLocalpart' | 'recordRename'>;
   /** Accounts per batch; 50 is the API's limit for a multi-value parameter. */
   batchSize?: number;
   /** Upper bound on batches one full pass reads. Default 100 000 (5 million accounts). */
@@ -203,9 +237,19 @@ export class WikiSource {
     return this.#options.wiki;
   }
 
-  /** The state of these accounts (`complete: false`). */
-  fetch(accounts: readonly MappedAccount[]): Promise<WikiState> {
-    return fetchWikiState(accounts, this.#options);
+  /**
+   * The state of these accounts (`complete: false`). A name the wiki now gives an account (a
+   * rename) is stored at once, so that log entries under the new name find it.
+   */
+  async fetch(accounts: readonly MappedAccount[]): Promise<WikiState> {
+    const state = await fetchWikiState(accounts, this.#options);
+    for (const [i, user] of state.users.entries()) {
+      const before = accounts[i]!;
+      if (user.account.username === before.username) continue;
+      await this.#options.accounts.recordRename(before.wiki, before.centralId, user.account.username);
+      this.#options.logger?.info({ centralId: before.centralId, from: before.username, to: user.account.username }, 'the wiki renamed this account: the stored name follows');
+    }
+    return state;
   }
 
   /**
