@@ -41,6 +41,12 @@ export interface Plan {
   desired: DesiredState;
   records: OwnershipRecords;
   actions: Action[];
+  /**
+   * Rooms whose state the homeserver could not give this time (down, overloaded, rate limiting):
+   * what they need is not known yet, so the pass is not done for them. A room the bot cannot read
+   * at all (not in it) is a report, not this: retrying would not change it.
+   */
+  unreachableRooms: string[];
 }
 
 export interface ActionResult {
@@ -55,7 +61,12 @@ export interface PassResult {
   dryRun: boolean;
   results: ActionResult[];
   counts: Record<AuditOutcome, number>;
-  /** Planned actions not attempted: the pass was stopped, or the homeserver asked us to slow down or did not answer. */
+  /**
+   * What the pass left undone, to be tried again: planned actions not attempted (the pass was
+   * stopped, or the homeserver asked us to slow down or did not answer), actions that failed, and
+   * rooms that could not be read. Zero only when everything the wiki asked for is in Matrix, was
+   * found unnecessary, or was deliberately refused.
+   */
   deferred: number;
   /** Rooms where the bot lacks the power for something it should do. */
   lacksPower: string[];
@@ -116,9 +127,9 @@ export class ModerationExecutor {
     const rooms = await this.#resolveRooms();
     const desired = policy(state, rooms.config, { now: at, serverName: this.#serverName });
     const records = desired.scope === 'all' ? await this.#store.load() : await this.#store.load({ userIds: desired.scope });
-    const actual = await this.#actual(desired, records);
+    const { actual, unreachableRooms } = await this.#actual(desired, records);
     const actions = [...rooms.problems, ...reconcile(desired, actual, records, { now: at })];
-    return { passId: this.#passId(), full: desired.scope === 'all', at, desired, records, actions };
+    return { passId: this.#passId(), full: desired.scope === 'all', at, desired, records, actions, unreachableRooms };
   }
 
   /** Plans and carries out a pass. */
@@ -137,6 +148,7 @@ export class ModerationExecutor {
     let records = plan.records;
     const results: ActionResult[] = [];
     let deferred = 0;
+    let stoppedBy: ActionResult | undefined;
     for (const [i, action] of plan.actions.entries()) {
       if (options.signal?.aborted) {
         deferred = plan.actions.length - i;
@@ -149,11 +161,16 @@ export class ModerationExecutor {
       else await this.#audit.append(audit);
       results.push(result);
       if (stopPass) {
-        deferred = plan.actions.length - i - 1;
+        // The action that hit the limit or the outage is undone too.
+        deferred = plan.actions.length - i;
+        stoppedBy = result;
         this.#log.warn({ passId: plan.passId, deferred, err: result.error }, 'the homeserver is rate limiting or not answering: the rest of the pass is left for the next one');
         break;
       }
     }
+    // A failure that did not stop the pass (a 500 for one room) is undone all the same; the one
+    // that stopped it is already among the deferred.
+    deferred += results.filter((r) => r.outcome === 'failed' && r !== stoppedBy).length + plan.unreachableRooms.length;
     const notice = await this.#notify(results);
     return {
       passId: plan.passId,
@@ -177,21 +194,23 @@ export class ModerationExecutor {
     return resolution;
   }
 
-  async #actual(desired: DesiredState, records: OwnershipRecords): Promise<ActualState> {
+  async #actual(desired: DesiredState, records: OwnershipRecords): Promise<{ actual: ActualState; unreachableRooms: string[] }> {
     const roomIds = [...new Set([...desired.rooms.map((r) => r.roomId), ...(desired.policyList ? [desired.policyList.roomId] : [])])];
     const rooms = new Map<string, RoomSnapshot>();
+    const unreachableRooms: string[] = [];
     await eachBounded(roomIds, this.#concurrency, async (roomId) => {
       try {
         rooms.set(roomId, await this.#gateway.roomSnapshot(roomId));
       } catch (error) {
         // Reconcile reports the room as unavailable; the other rooms go ahead.
-        this.#log.warn({ roomId, err: error }, 'cannot read the room');
+        if (isTransient(error)) unreachableRooms.push(roomId);
+        this.#log.warn({ roomId, err: error, retried: isTransient(error) }, 'cannot read the room');
       }
     });
     const policyRoom = desired.policyList?.roomId;
     const policySnapshot = policyRoom === undefined ? undefined : rooms.get(policyRoom);
     if (policySnapshot && policySnapshot.policyRules === undefined) rooms.set(policyRoom!, withRecordedRules(policySnapshot, records));
-    return { rooms };
+    return { actual: { rooms }, unreachableRooms: unreachableRooms.sort() };
   }
 
   async #execute(action: Action): Promise<{ result: ActionResult; commit: boolean; stopPass: boolean }> {
@@ -276,6 +295,11 @@ export class ModerationExecutor {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** A failure the homeserver may not repeat: it was down, overloaded, slow or rate limiting. */
+function isTransient(error: unknown): boolean {
+  return error instanceof MatrixError && (error.rateLimited || error.errcode === NETWORK_ERROR || error.errcode === ABORTED || error.status >= 500);
+}
 
 async function eachBounded<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

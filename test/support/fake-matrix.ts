@@ -39,6 +39,8 @@ export class FakeMatrix implements MatrixGateway {
   readonly aliases = new Map<string, string>();
   /** Space id → its child rooms (the space must also be a room, for the bot to read it). */
   readonly spaces = new Map<string, string[]>();
+  /** Decides whether reading a room's state fails (the homeserver down, or the bot not in the room). */
+  failSnapshot: (roomId: string) => Error | undefined = () => undefined;
   /** Decides whether a read of an alias or a space fails, like `fail` for writes. */
   failReads: (endpoint: 'resolve_alias' | 'space_state', target: string) => Error | undefined = () => undefined;
   /** Awaited before each write is carried out, to hold it in flight. */
@@ -80,6 +82,8 @@ export class FakeMatrix implements MatrixGateway {
 
   async roomSnapshot(roomId: string): Promise<RoomSnapshot> {
     this.requestCount += 1;
+    const error = this.failSnapshot(roomId);
+    if (error) throw error;
     const room = this.#room(roomId, 'room_state');
     return {
       roomId,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
 import pino from 'pino';
-import { DryRunGateway } from '../../src/matrix/index.ts';
+import { DryRunGateway, MatrixError, NETWORK_ERROR } from '../../src/matrix/index.ts';
 import { moderationConfigSchema, type ModerationConfigInput } from '../../src/moderation/config.ts';
 import { ModerationExecutor, noticeText } from '../../src/moderation/executor.ts';
 import { ModerationAuditLog, ModerationRecordStore } from '../../src/moderation/records.ts';
@@ -139,7 +139,7 @@ describe('moderation executor', () => {
     matrix.fail = (call) => (limited && call.method === 'ban' && call.roomId === ROOMS[1] ? rateLimited() : undefined);
     const first = await executor().run(wiki([blocked]));
     assert.equal(first.counts.failed, 1);
-    assert.equal(first.deferred, 1, 'the third room waits');
+    assert.equal(first.deferred, 2, 'the rate-limited room and the third room wait: the one that hit the limit is not done either');
     assert.deepEqual((await records()).bans.map((b) => b.roomId), [ROOMS[0]]);
     assert.match(first.notice!, /1 action failed/);
     limited = false;
@@ -147,6 +147,39 @@ describe('moderation executor', () => {
     assert.equal(second.counts.applied, 2);
     assert.equal(matrix.writes('ban').length, 3);
     assert.equal((await records()).bans.length, 3);
+  });
+
+  test('with a single managed room, a rate limit on its ban leaves the pass unfinished, so the ban is tried again', async () => {
+    let limited = true;
+    matrix.fail = (call) => (limited && call.method === 'ban' ? rateLimited() : undefined);
+    const one = () =>
+      new ModerationExecutor({ db, gateway: matrix, log: silent, moderation: moderationConfigSchema.parse({ rooms: [{ room_id: ROOMS[0] }] }), serverName: SERVER, dryRun: false });
+    const first = await one().run(wiki([blocked]));
+    assert.equal(first.counts.failed, 1);
+    assert.equal(first.deferred, 1, 'the only action failed: nothing is done');
+    limited = false;
+    const second = await one().run(wiki([blocked]));
+    assert.equal(second.counts.applied, 1);
+    assert.equal(second.deferred, 0);
+  });
+
+  test('a plain failure that does not stop the pass (a 500 for one room) is still left undone', async () => {
+    matrix.fail = (call) => (call.method === 'ban' && call.roomId === ROOMS[1] ? new MatrixError('ban', { errcode: 'M_UNKNOWN', status: 400, retryable: false, detail: 'odd' }) : undefined);
+    const result = await executor().run(wiki([blocked]));
+    assert.equal(result.counts.applied, 2);
+    assert.equal(result.counts.failed, 1);
+    assert.equal(result.deferred, 1);
+  });
+
+  test('a room the homeserver cannot give now (down) leaves the pass unfinished; a room the bot is not in does not', async () => {
+    matrix.failSnapshot = (roomId) => (roomId === ROOMS[2] ? new MatrixError('room_state', { errcode: NETWORK_ERROR, status: 0, retryable: true, detail: 'connection refused' }) : undefined);
+    const down = await executor().run(wiki([blocked]));
+    assert.equal(down.counts.applied, 2);
+    assert.equal(down.deferred, 1, 'the unreachable room is not done');
+    matrix.failSnapshot = (roomId) => (roomId === ROOMS[2] ? new MatrixError('room_state', { errcode: 'M_FORBIDDEN', status: 403, retryable: false, detail: 'not in room' }) : undefined);
+    const notIn = await executor().run(wiki([blocked]));
+    assert.equal(notIn.deferred, 0, 'retrying cannot change that the bot is not in the room: it is reported');
+    assert.equal(notIn.counts.reported, 1);
   });
 
   test('a crash mid-pass: the next pass does the rest, nothing twice, nothing missed', async () => {
