@@ -1,10 +1,16 @@
 // Issue 9: the provider tried as a hostile client would, over HTTP, with openid-client and raw requests.
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as client from 'openid-client';
+import YAML from 'yaml';
+import { run, start } from '../support/cli.ts';
 import { Browser } from '../support/browser.ts';
-import { HOMESERVER, RP_CALLBACK, RelyingParty, continueToWiki, editor, startStack, trustTestCa, type Stack } from '../support/login-stack.ts';
+import { HOMESERVER, RP_CALLBACK, RelyingParty, continueToWiki, editor, freePort, startStack, trustTestCa, type Stack } from '../support/login-stack.ts';
 import { makeTestCa, type TestCa } from '../support/tls.ts';
+import { WikiOAuthDouble } from '../support/wiki-oauth-double.ts';
 
 const POST_CLIENT = { client_id: 'post-client', client_secret: 'post-client-secret' };
 
@@ -14,7 +20,7 @@ async function signedIn(stack: Stack, rp: RelyingParty, centralId: number) {
   return rp.exchange(back.location!, request);
 }
 
-async function tokenRequest(stack: Stack, form: Record<string, string>, basic?: { id: string; secret: string }) {
+async function tokenRequest(stack: Pick<Stack, 'issuer'>, form: Record<string, string>, basic?: { id: string; secret: string }) {
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
   if (basic) headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(basic.id)}:${encodeURIComponent(basic.secret)}`).toString('base64')}`;
   const res = await fetch(`${stack.issuer}/token`, { method: 'POST', headers, body: new URLSearchParams(form) });
@@ -119,6 +125,64 @@ describe('plain HTTP behind a proxy', () => {
       assert.equal(res.headers.get('strict-transport-security'), null);
     } finally {
       await stack.stop();
+    }
+  });
+});
+
+describe('secrets stay out of logs and config show', () => {
+  test('a full sign-in through the real executable logs no secret, token or code, at debug level', async () => {
+    const port = await freePort();
+    const issuer = `http://127.0.0.1:${port}`;
+    const secrets = {
+      cookie: 'cookie-key-s3cr3t-0123456789-abcdefghij',
+      kek: 'key-encryption-s3cr3t-0123456789',
+      client: 'homeserver-client-s3cr3t-0123456789',
+      consumer: 'wiki-consumer-s3cr3t-0123456789',
+    };
+    const wiki = await WikiOAuthDouble.start({
+      consumers: [{ clientId: 'wms-consumer', clientSecret: secrets.consumer, confidential: true, redirectUri: `${issuer}/wiki/callback`, grants: ['mwoauth-authonlyprivate'] }],
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'wms-secrets-'));
+    const config = join(dir, 'config.yaml');
+    writeFileSync(
+      config,
+      YAML.stringify({
+        http: { host: '127.0.0.1', port, public_url: issuer },
+        database: { data_dir: join(dir, 'data') },
+        oidc: {
+          cookie_keys: [secrets.cookie],
+          key_encryption_secret: secrets.kek,
+          clients: [{ client_id: 'homeserver', client_secret: secrets.client, redirect_uris: [RP_CALLBACK], skip_consent: true, scopes: ['openid', 'profile', 'email', 'wiki', 'offline_access'] }],
+        },
+        wiki: { base_url: wiki.baseUrl, client_id: 'wms-consumer', client_secret: secrets.consumer, contact: 'tests@example.org', scopes: ['mwoauth-authonlyprivate'], max_retries: 0 },
+        matrix: { server_name: 'example.org' },
+        logging: { level: 'debug' },
+      }),
+    );
+    const serve = start(['serve', '--config', config]);
+    try {
+      await serve.waitFor(/"listening"/);
+      const rp = await RelyingParty.discover(issuer, 'homeserver', secrets.client);
+      wiki.login = { user: editor({ centralId: 9950, username: 'Secret Keeper' }) };
+      const browser = new Browser();
+      const { request, back } = await rp.signIn(browser);
+      const code = back.location!.searchParams.get('code')!;
+      const tokens = await rp.exchange(back.location!, request);
+      const refreshed = await client.refreshTokenGrant(rp.config, tokens.refresh_token!);
+      await client.fetchUserInfo(rp.config, refreshed.access_token, '9950');
+      // A refused request too: error paths log more.
+      await tokenRequest({ issuer }, { grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK }, { id: 'homeserver', secret: secrets.client });
+      const shown = await run(['config', 'show', '--config', config]);
+      assert.equal(shown.code, 0, shown.stderr);
+      serve.child.kill('SIGTERM');
+      await serve.exited;
+      const output = serve.output() + shown.stdout + shown.stderr;
+      assert.match(serve.output(), /"msg":"request"/, 'the log was captured');
+      const values = { ...secrets, code, access: tokens.access_token, refresh: tokens.refresh_token!, idToken: tokens.id_token!, refreshedAccess: refreshed.access_token, refreshedRefresh: refreshed.refresh_token! };
+      for (const [name, value] of Object.entries(values)) assert.ok(!output.includes(value), `${name} appears in the log or config show`);
+    } finally {
+      serve.child.kill('SIGKILL');
+      await wiki.close();
     }
   });
 });
