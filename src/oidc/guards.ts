@@ -96,6 +96,8 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
 
 function tooLarge(ctx: Context, req: IncomingMessage): Guarded {
   ctx.status = 413;
+  // The rest of the body is left unread: the connection cannot carry another request.
+  ctx.set('Connection', 'close');
   ctx.body = { error: 'invalid_request', error_description: 'request body too large' };
   return { req, answered: true };
 }

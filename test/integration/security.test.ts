@@ -186,3 +186,149 @@ describe('secrets stay out of logs and config show', () => {
     }
   });
 });
+
+describe('what already holds and must keep holding', () => {
+  let stack: Stack;
+  let rp: RelyingParty;
+  before(async () => {
+    stack = await startStack();
+    rp = await RelyingParty.discover(stack.issuer);
+  });
+  after(() => stack.stop());
+
+  const refusedAt = async (params: Record<string, string>, options: { pkce?: boolean } = {}) => {
+    const { url } = await rp.authorizationRequest(params, options);
+    return new Browser().request(url);
+  };
+
+  test('redirect_uri must match exactly: 21 variants are refused on a page, never redirected to', async () => {
+    const base = new URL(RP_CALLBACK);
+    const variants = [
+      'http://127.0.0.1:9/evil', `${RP_CALLBACK}/`, `${RP_CALLBACK}/../evil`, `${RP_CALLBACK}x`, `${RP_CALLBACK}?next=x`, `${RP_CALLBACK}#frag`,
+      `${RP_CALLBACK}%2F..`, RP_CALLBACK.toUpperCase(), `https://127.0.0.1:9${base.pathname}`, `http://127.0.0.1:10${base.pathname}`, `http://localhost:9${base.pathname}`,
+      `http://127.0.0.1${base.pathname}`, `http://127.0.0.1:9/RP/callback`, `http://user@127.0.0.1:9${base.pathname}`, `http://127.0.0.1:9@evil.example${base.pathname}`,
+      `http://evil.example/?${RP_CALLBACK}`, `//evil.example${base.pathname}`, `javascript:alert(1)//${RP_CALLBACK}`, ` ${RP_CALLBACK}`, `${RP_CALLBACK}%00`, `http://[::1]:9${base.pathname}`,
+    ];
+    assert.equal(variants.length, 21);
+    for (const redirect of variants) {
+      const page = await refusedAt({ redirect_uri: redirect });
+      assert.equal(page.status, 400, redirect);
+      assert.equal(page.location, undefined, redirect);
+    }
+  });
+
+  test('only the code response type; implicit and hybrid are refused', async () => {
+    for (const responseType of ['token', 'id_token', 'code id_token', 'code token', 'id_token token', 'none']) {
+      const page = await refusedAt({ response_type: responseType });
+      // Errors for token-bearing response types go in the fragment, as OAuth 2 defines for them.
+      const answer = new URLSearchParams(page.location?.hash.slice(1) || page.location?.search || '');
+      const error = answer.get('error') ?? (page.status === 400 ? 'page' : undefined);
+      assert.ok(error === 'unsupported_response_type' || error === 'invalid_request' || error === 'page', `${responseType}: ${page.status} ${page.location}`);
+      assert.equal(answer.get('access_token'), null);
+      assert.equal(answer.get('id_token'), null);
+      assert.equal(answer.get('code'), null);
+    }
+  });
+
+  test('PKCE: plain is refused, and for a confidential client a wrong or missing verifier fails the exchange', async () => {
+    const plain = await refusedAt({ code_challenge: 'a'.repeat(43), code_challenge_method: 'plain' });
+    assert.equal(plain.location?.searchParams.get('error'), 'invalid_request');
+
+    stack.wiki.login = { user: editor({ centralId: 9960, username: 'Pkce Tester' }) };
+    const { request, back } = await rp.signIn(new Browser());
+    const code = back.location!.searchParams.get('code')!;
+    const basic = { id: HOMESERVER.client_id, secret: HOMESERVER.client_secret };
+    const missing = await tokenRequest(stack, { grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK }, basic);
+    assert.equal(missing.body.error, 'invalid_grant');
+    const wrong = await tokenRequest(stack, { grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK, code_verifier: `${request.verifier.slice(0, -1)}A` }, basic);
+    assert.equal(wrong.body.error, 'invalid_grant');
+  });
+
+  test('a replayed authorization code fails and revokes the tokens issued for it', async () => {
+    stack.wiki.login = { user: editor({ centralId: 9961, username: 'Code Replayer' }) };
+    const { request, back } = await rp.signIn(new Browser());
+    const tokens = await rp.exchange(back.location!, request);
+    await assert.rejects(rp.exchange(back.location!, request), (error: { error?: string }) => error.error === 'invalid_grant');
+    await assert.rejects(client.fetchUserInfo(rp.config, tokens.access_token, '9961'), /invalid_token|WWW-Authenticate/);
+    await assert.rejects(client.refreshTokenGrant(rp.config, tokens.refresh_token!), (error: { error?: string }) => error.error === 'invalid_grant');
+  });
+
+  test('the authorization response carries iss (RFC 9207), and discovery says so', async () => {
+    stack.wiki.login = { user: editor({ centralId: 9962, username: 'Mix Up' }) };
+    const { back } = await rp.signIn(new Browser());
+    assert.equal(back.location!.searchParams.get('iss'), stack.issuer);
+    assert.equal(rp.config.serverMetadata().authorization_response_iss_parameter_supported, true);
+    const error = await refusedAt({ prompt: 'none' });
+    assert.equal(error.location?.searchParams.get('error'), 'login_required');
+    assert.equal(error.location?.searchParams.get('iss'), stack.issuer, 'error responses too');
+  });
+
+  test('request objects and request_uri are refused', async () => {
+    const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ redirect_uri: 'http://127.0.0.1:9/evil' })).toString('base64url')}.`;
+    for (const params of [{ request: unsigned }, { request_uri: 'https://evil.example/request.jwt' }] as Record<string, string>[]) {
+      const page = await refusedAt(params);
+      const error = page.location?.searchParams.get('error');
+      assert.ok(page.status === 400 || (error && /not_supported|invalid_request/.test(error)), `${JSON.stringify(params)}: ${page.status} ${page.location}`);
+      assert.ok(!page.location?.href.startsWith('http://127.0.0.1:9/evil'));
+    }
+  });
+
+  test('oversized input is refused, never a crash', async () => {
+    const long = await refusedAt({ state: 'x'.repeat(100_000) });
+    assert.ok(long.status === 400 || long.status === 414 || long.status === 431 || long.status === 303, `${long.status}`);
+    const body = await fetch(`${stack.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=refresh_token&refresh_token=${'x'.repeat(200_000)}` });
+    assert.ok(body.status === 413 || body.status === 400, `${body.status}`);
+    assert.equal((await fetch(`${stack.issuer}/health`)).status, 200);
+  });
+
+  test('logout redirects only to a registered post_logout_redirect_uri, with an id_token_hint', async () => {
+    stack.wiki.login = { user: editor({ centralId: 9963, username: 'Leaver' }) };
+    const browser = new Browser();
+    const { request, back } = await rp.signIn(browser);
+    const tokens = await rp.exchange(back.location!, request);
+    const evil = client.buildEndSessionUrl(rp.config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'http://127.0.0.1:9/evil' });
+    const refused = await browser.request(evil);
+    assert.equal(refused.status, 400);
+    assert.equal(refused.location, undefined);
+    const noHint = await browser.request(`${stack.issuer}/session/end?post_logout_redirect_uri=${encodeURIComponent('http://127.0.0.1:9/rp/logged-out')}`);
+    assert.equal(noHint.location, undefined, 'no redirect without id_token_hint or client_id');
+  });
+
+  test('cookies are HttpOnly and SameSite=Lax; pages have CSP frame-ancestors none, nosniff, no-referrer, no-store', async () => {
+    const browser = new Browser();
+    const { url } = await rp.authorizationRequest();
+    const first = await browser.request(url);
+    const cookies = first.headers.getSetCookie();
+    assert.ok(cookies.length > 0);
+    for (const cookie of cookies) {
+      assert.match(cookie, /httponly/i, cookie);
+      assert.match(cookie, /samesite=lax/i, cookie);
+    }
+    const page = await browser.follow(first.location!);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy')!, /frame-ancestors 'none'/);
+    assert.match(page.headers.get('content-security-policy')!, /default-src 'none'/);
+    assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
+    assert.match(page.headers.get('cache-control') ?? '', /no-store/);
+    const token = await tokenRequest(stack, { grant_type: 'refresh_token', refresh_token: 'x' }, { id: HOMESERVER.client_id, secret: HOMESERVER.client_secret });
+    assert.equal(token.status, 400);
+  });
+
+  test('token and userinfo answers are not cacheable', async () => {
+    stack.wiki.login = { user: editor({ centralId: 9964, username: 'Cache Tester' }) };
+    const { request, back } = await rp.signIn(new Browser());
+    const code = back.location!.searchParams.get('code')!;
+    const res = await fetch(`${stack.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${HOMESERVER.client_id}:${HOMESERVER.client_secret}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK, code_verifier: request.verifier }),
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('cache-control') ?? '', /no-store/);
+    const { access_token } = (await res.json()) as { access_token: string };
+    const me = await fetch(`${stack.issuer}/me`, { headers: { authorization: `Bearer ${access_token}` } });
+    assert.equal(me.status, 200);
+    assert.match(me.headers.get('cache-control') ?? '', /no-store/);
+  });
+});
