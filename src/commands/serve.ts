@@ -34,6 +34,8 @@ export async function startService(config: Config, log: Logger, options: Service
       db,
       log,
       trustProxy: config.http.trust_proxy,
+      // Only over our own TLS: behind a proxy, X-Forwarded-Proto says nothing about what the browser saw.
+      ...(config.http.tls && config.http.hsts_max_age > 0 && { hsts: `max-age=${config.http.hsts_max_age}` }),
       keys: config.oidc.cookie_keys,
       middleware: oidc.middleware,
       routes: oidc.routes,

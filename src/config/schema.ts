@@ -47,6 +47,12 @@ const http = z
       })
       .optional()
       .describe('Serve HTTPS directly instead of behind a TLS-terminating proxy.'),
+    hsts_max_age: z
+      .number()
+      .int()
+      .min(0)
+      .default(31_536_000)
+      .describe('Strict-Transport-Security max-age in seconds, sent on every response when the service terminates TLS itself (http.tls); 0 sends none. Behind a TLS-terminating proxy, the proxy sets the header.'),
     trust_proxy: z.boolean().default(false).describe('Trust X-Forwarded-* headers from a reverse proxy (needed for secure cookies behind TLS termination).'),
     shutdown_grace: duration('How long a graceful shutdown waits for in-flight requests', 10),
   })

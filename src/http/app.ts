@@ -10,6 +10,8 @@ export interface AppDeps {
   db: Database;
   log: Logger;
   trustProxy?: boolean;
+  /** Strict-Transport-Security value, when this process terminates TLS itself. */
+  hsts?: string;
   /** Keys for signed cookies, newest first. */
   keys?: string[];
   /** Middleware run before any route (e.g. static assets). */
@@ -41,6 +43,7 @@ export function createApp(deps: AppDeps): Koa {
     ctx.set('X-Request-Id', id);
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');
+    if (deps.hsts) ctx.set('Strict-Transport-Security', deps.hsts);
     const started = performance.now();
     try {
       await next();

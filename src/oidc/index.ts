@@ -12,6 +12,7 @@ import { adapterFactory, startPurgeJob } from './adapter.ts';
 import { mountInteractions } from './interactions.ts';
 import { SigningKeyStore } from './keys.ts';
 import { createPages } from './pages.ts';
+import { createGuards } from './guards.ts';
 import { createProvider } from './provider.ts';
 
 export interface OidcDeps {
@@ -56,6 +57,7 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
 
   const provider = createProvider({ config, wikiId, adapter: adapterFactory(db, clock), jwks, accounts, profiles, pages, log });
   const callback = provider.callback();
+  const guard = createGuards(config);
   const purge = startPurgeJob(db, { intervalMs: 10 * 60_000, log, clock });
   const purgeLogins = setInterval(() => void logins.purgeExpired().catch((error) => log.error({ err: error }, 'purging sign-ins failed')), 10 * 60_000);
   purgeLogins.unref();
@@ -66,8 +68,10 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
       mountInteractions(router, { provider, config, wikiId, wiki, actionApi, logins, accounts, profiles, pages, clock, log });
     },
     fallback: async (ctx) => {
+      const { req, answered } = await guard(ctx);
+      if (answered) return;
       ctx.respond = false;
-      await callback(ctx.req, ctx.res);
+      await callback(req, ctx.res);
     },
     async stop() {
       clearInterval(purgeLogins);

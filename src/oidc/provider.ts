@@ -90,6 +90,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     // Refresh tokens for every client allowed the grant, not only those asking for offline_access:
     // MAS and tools refresh their access tokens; the grant still ends when the session does.
+    // Every client, confidential ones too (RFC 9700 §4.14.2): a rotated-out token used again is
+    // taken as stolen, and oidc-provider then revokes the whole grant.
+    rotateRefreshToken: true,
     issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('openid'),
     ttl: {
       AccessToken: config.oidc.ttl.access_token,

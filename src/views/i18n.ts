@@ -104,7 +104,7 @@ export interface Translator {
    * `SafeHtml` parameters go in as they are; numbers drive {{PLURAL}}.
    */
   t(key: string, ...params: MessageParam[]): SafeHtml;
-  /** A message as plain text, for places that take no markup (`<title>`); parameters are isolated with FSI/PDI. */
+  /** A message as plain text, for places that take no markup (`<title>`): no isolation marks. */
   text(key: string, ...params: (string | number)[]): string;
   /** A localised "a, b or c" list, each item escaped and isolated like a string parameter. */
   list(items: readonly string[], type?: 'conjunction' | 'disjunction'): SafeHtml;
@@ -113,6 +113,7 @@ export interface Translator {
 // Private-use characters: they survive banana's parser untouched and never occur in messages.
 const OPEN = '\uE000';
 const CLOSE = '\uE001';
+const BIDI_CONTROLS = /[\u2066-\u2069]/g;
 const PLACEHOLDER = new RegExp(`${OPEN}(\\d+)${CLOSE}`, 'g');
 
 function isolate(text: string): string {
@@ -137,8 +138,10 @@ export function createTranslator(lang: string, messages: Catalog = catalog): Tra
     dir: directionOf(known),
     t: (key, ...params) =>
       new SafeHtml(format(key, params, escapeHtml, (p) => (p instanceof SafeHtml ? p.html : isolate(p)))),
-    // Plain text has no <bdi>: Unicode's first-strong isolate does the same job.
-    text: (key, ...params) => format(key, params, (s) => s, (p) => `\u2068${String(p)}\u2069`),
+    // Browsers show <title> in tab strips and window lists that draw U+2068/U+2069 as boxes or
+    // drop the text after them, so a title carries no isolation marks, its values' own included;
+    // the page's <h1> isolates the same values with <bdi>.
+    text: (key, ...params) => format(key, params, (s) => s, (p) => String(p)).replace(BIDI_CONTROLS, ''),
     list: (items, type = 'conjunction') =>
       new SafeHtml(
         new Intl.ListFormat(known, { type })

@@ -290,3 +290,20 @@ describe('staticAssets and sendPage', () => {
     assert.match(await res.text(), /<html lang="he" dir="rtl">/);
   });
 });
+
+describe('page titles (issue 9 item 8)', () => {
+  for (const lang of SUPPORTED_LANGUAGES) {
+    for (const sample of samples()) {
+      it(`${lang} ${sample.id}: no bidi isolation marks in <title>; the heading isolates with <bdi>`, () => {
+        const { html } = renderPage(sample.name, sample.model, { site, lang });
+        const title = /<title>([^<]*)<\/title>/.exec(html)![1]!;
+        assert.doesNotMatch(title, /[\u2066-\u2069]/, `${lang} ${sample.id}: ${JSON.stringify(title)}`);
+        assert.ok(title.includes(escapeForTitle(site.serviceName)), title);
+      });
+    }
+  }
+});
+
+function escapeForTitle(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+}
