@@ -1,49 +1,8 @@
 // One small query interface with two implementations: a PostgreSQL server (pg Pool) and the
 // embedded PGlite. Both speak the same SQL and run the same migrations.
 
-export type Row = Record<string, unknown>;
-
-export interface QueryResult<R extends Row = Row> {
-  rows: R[];
-  rowCount: number;
-}
-
-export interface Queryable {
-  query<R extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
-  /** Runs a script of several statements without parameters (migrations). */
-  exec(sql: string): Promise<void>;
-}
-
-/** A lock that at most one process holds at a time; the holder is the leader. */
-export interface LeaderLock {
-  tryAcquire(): Promise<boolean>;
-  /** Resolves when leadership is lost without release() (e.g. the connection died). */
-  readonly lost: Promise<Error>;
-  release(): Promise<void>;
-}
-
-export interface Database extends Queryable {
-  readonly kind: 'postgres' | 'pglite';
-  /** Human-readable location (no credentials) for logs and errors. */
-  readonly description: string;
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  leaderLock(name: string): LeaderLock;
-  close(): Promise<void>;
-}
-
-export class DatabaseError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'DatabaseError';
-  }
-}
-
-export interface DatabaseOptions {
-  url?: string | undefined;
-  dataDir: string;
-  poolMax: number;
-  connectTimeoutSeconds: number;
-}
+export * from './types.ts';
+import type { Database, DatabaseOptions } from './types.ts';
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) {
@@ -53,6 +12,3 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const { openPglite } = await import('./pglite.ts');
   return openPglite(options.dataDir);
 }
-
-/** A stable 64-bit advisory lock key for a name, computed by the database itself. */
-export const ADVISORY_KEY_SQL = `('x' || substr(md5($1), 1, 16))::bit(64)::bigint`;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ADVISORY_KEY_SQL, DatabaseError, type Database, type Queryable } from './index.ts';
+import { ADVISORY_KEY_SQL, DatabaseError, type Database, type Queryable } from './types.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 const FILE_NAME = /^(\d{14})_([a-z0-9_]+)\.sql$/;

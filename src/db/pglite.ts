@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { DatabaseError, type Database, type LeaderLock, type Queryable, type Row } from './index.ts';
+import { DatabaseError, type Database, type LeaderLock, type Queryable, type Row } from './types.ts';
 
 function wrap(db: Pick<PGlite, 'query' | 'exec'>): Queryable {
   return {
@@ -92,6 +92,10 @@ export async function openPglite(dataDir: string, options: { loadDataDir?: Blob 
         async tryAcquire() {
           if (!leaders.has(name)) leaders.set(name, me);
           return leaders.get(name) === me;
+        },
+        async ping() {
+          if (leaders.get(name) !== me) throw new Error('the lock is not held');
+          await db.query('SELECT 1');
         },
         async release() {
           if (leaders.get(name) === me) leaders.delete(name);

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { ADVISORY_KEY_SQL, DatabaseError, type Database, type DatabaseOptions, type LeaderLock, type Queryable, type Row } from './index.ts';
+import { ADVISORY_KEY_SQL, DatabaseError, type Database, type DatabaseOptions, type LeaderLock, type Queryable, type Row } from './types.ts';
 
 const INT8 = 20;
 // Ids and counters fit in a double; returning numbers keeps both backends alike (PGlite does the same).
@@ -35,6 +35,10 @@ export async function openPostgres(url: string, options: DatabaseOptions): Promi
     connectionString: url,
     max: options.poolMax,
     connectionTimeoutMillis: options.connectTimeoutSeconds * 1000,
+    // A connection whose peer went away without a word (a NAT or firewall dropping it) is found
+    // dead by the kernel instead of waiting forever; the leader lock's connection above all.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     types,
   });
   // An idle client's error (e.g. the server restarted) must not crash the process; the pool drops it.
@@ -75,39 +79,75 @@ export async function openPostgres(url: string, options: DatabaseOptions): Promi
   };
 }
 
-/** A session-level advisory lock held on a dedicated connection: it ends when the connection does. */
+/**
+ * A session-level advisory lock held on a dedicated connection: it ends when the connection does.
+ * The connection has an error listener from the moment it is checked out, so losing it (the
+ * server restarting) never crashes a standby; the next try opens a new one.
+ */
 function postgresLeaderLock(pool: pg.Pool, name: string): LeaderLock {
   let client: pg.PoolClient | undefined;
   let held = false;
   let signalLost: (error: Error) => void = () => {};
   const lost = new Promise<Error>((resolve) => (signalLost = resolve));
+
+  const released = new WeakSet<pg.PoolClient>();
+  const drop = (c: pg.PoolClient, error: Error) => {
+    if (client === c) client = undefined;
+    if (!released.has(c)) {
+      released.add(c);
+      c.release(error);
+    }
+    if (held) {
+      held = false;
+      signalLost(error);
+    }
+  };
+
+  async function connect(): Promise<pg.PoolClient> {
+    const c = await pool.connect();
+    c.on('error', (error) => drop(c, error));
+    return c;
+  }
+
   return {
     lost,
     async tryAcquire() {
       if (held) return true;
-      client ??= await pool.connect();
+      client ??= await connect();
       const c = client;
       let rows: Array<{ locked: boolean }>;
       try {
         ({ rows } = await c.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${ADVISORY_KEY_SQL}) AS locked`, [name]));
       } catch (error) {
-        client = undefined;
-        c.release(error as Error);
+        drop(c, error as Error);
         throw error;
       }
       held = rows[0]?.locked === true;
-      if (held) {
-        c.on('error', (error) => {
-          held = false;
-          signalLost(error);
-        });
-      }
       return held;
+    },
+    async ping(timeoutMs) {
+      const c = client;
+      if (!c || !held) throw new Error('the lock is not held');
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          c.query('SELECT 1'),
+          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
+        ]);
+      } catch (error) {
+        // A connection that does not answer is given up: the server may have ended the session and its lock.
+        drop(c, error as Error);
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
     },
     async release() {
       const c = client;
       client = undefined;
       if (!c) return;
+      if (released.has(c)) return;
+      released.add(c);
       try {
         if (held) await c.query(`SELECT pg_advisory_unlock(${ADVISORY_KEY_SQL})`, [name]);
         c.release();

@@ -6,7 +6,7 @@
 // leaves records that say exactly what was done, and the next pass plans the rest: nothing
 // twice, nothing missed.
 import { randomUUID } from 'node:crypto';
-import type { Database } from '../db/index.ts';
+import type { Database, Queryable } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 import { DryRunGateway, MatrixError, NETWORK_ERROR, ABORTED, type MatrixGateway, type WriteOutcome } from '../matrix/index.ts';
 import type { ModerationConfig } from './config.ts';
@@ -30,6 +30,10 @@ export interface ExecutorOptions {
   clock?: () => Date;
   /** Room snapshots read at the same time; default 4. */
   concurrency?: number;
+  /** Checked in the transaction of every record: refuses a deposed leader's (Leadership.fence). */
+  fence?: (tx: Queryable) => Promise<void>;
+  /** Checked before each change to Matrix: throws when this process is no longer the leader (Leadership.verify). */
+  verify?: () => Promise<void>;
   passId?: () => string;
 }
 
@@ -100,6 +104,8 @@ export class ModerationExecutor {
   readonly #clock: () => Date;
   readonly #concurrency: number;
   readonly #passId: () => string;
+  readonly #fence: ((tx: Queryable) => Promise<void>) | undefined;
+  readonly #verify: (() => Promise<void>) | undefined;
   #pending: PendingCommit[] = [];
 
   constructor(options: ExecutorOptions) {
@@ -114,6 +120,8 @@ export class ModerationExecutor {
     this.#dryRun = options.dryRun ?? options.gateway instanceof DryRunGateway;
     this.#concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     this.#passId = options.passId ?? randomUUID;
+    this.#fence = options.fence;
+    this.#verify = options.verify;
   }
 
   get dryRun(): boolean {
@@ -155,6 +163,8 @@ export class ModerationExecutor {
         this.#log.info({ passId: plan.passId, deferred }, 'stopping: the rest of the pass is left for the next one');
         break;
       }
+      // A deposed leader stops here, before touching Matrix (the error ends the pass).
+      if (action.kind !== 'report' && !this.#dryRun) await this.#verify?.();
       const { result, commit, stopPass } = await this.#execute(action);
       const audit = auditEntries(action, result, { passId: plan.passId, at: this.#clock(), dryRun: this.#dryRun, records });
       if (commit) records = await this.#commit(records, action, audit);
@@ -265,7 +275,7 @@ export class ModerationExecutor {
    */
   async #commit(records: OwnershipRecords, action: Action, audit: AuditEntry[]): Promise<OwnershipRecords> {
     try {
-      return await this.#store.apply(records, [action], audit);
+      return await this.#store.apply(records, [action], audit, this.#fence);
     } catch (error) {
       this.#pending.push({ actions: [action], audit });
       throw error;
@@ -275,7 +285,7 @@ export class ModerationExecutor {
   async #flushPending(): Promise<void> {
     while (this.#pending.length > 0) {
       const next = this.#pending[0]!;
-      await this.#store.apply(await this.#store.load(), next.actions, next.audit);
+      await this.#store.apply(await this.#store.load(), next.actions, next.audit, this.#fence);
       this.#pending.shift();
     }
   }

@@ -175,12 +175,14 @@ export class ModerationRecordStore {
 
   /**
    * Writes what `actions` (all of them succeeded) change in `before`, and `audit` entries with
-   * them, in one transaction. Returns the records after.
+   * them, in one transaction, which `fence` may refuse. Returns the records after.
    */
-  async apply(before: OwnershipRecords, actions: readonly Action[], audit: readonly AuditEntry[] = []): Promise<OwnershipRecords> {
+  async apply(before: OwnershipRecords, actions: readonly Action[], audit: readonly AuditEntry[] = [], fence?: (tx: Queryable) => Promise<void>): Promise<OwnershipRecords> {
     const after = recordsAfter(before, actions);
     const changes = recordChanges(before, after);
     await this.#db.transaction(async (tx) => {
+      // First, so that a deposed leader writes nothing (see Leadership.fence).
+      await fence?.(tx);
       await this.#write(tx, changes);
       await appendAudit(tx, audit);
     });

@@ -7,7 +7,7 @@
 // the recorded causes and reconciles the users it concerns.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/index.ts';
-import { lead, type Leadership } from '../db/leader.ts';
+import { lead, NotLeaderError, type Leadership } from '../db/leader.ts';
 import type { Logger } from '../log.ts';
 import type { MatrixGateway } from '../matrix/index.ts';
 import type { ModerationConfig } from './config.ts';
@@ -104,6 +104,9 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     noticeRoom: options.noticeRoom,
     dryRun: options.dryRun,
     clock,
+    // Whatever term is current: a record or a change by a deposed leader is refused.
+    fence: (tx) => (leadership ? leadership.fence(tx) : Promise.reject(new NotLeaderError('not the leader'))),
+    verify: () => (leadership ? leadership.verify() : Promise.reject(new NotLeaderError('not the leader'))),
   });
   const records = new ModerationRecordStore(options.db, { clock });
   const retryMs = options.retryMs ?? options.pollIntervalMs;
@@ -143,6 +146,8 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
 
   /** Passes change the records, so each one is followed by a look at the next expiry. */
   async function runPass(state: WikiState): Promise<PassResult> {
+    // Leadership is checked before each pass, and again by the executor before each change.
+    await leadership!.verify();
     const result = await executor.run(state, { signal: passAbort.signal });
     const next = await records.nextExpiry(clock());
     expiring = next && { at: next.at.getTime() + EXPIRY_GRACE_MS, userIds: next.userIds };
@@ -239,6 +244,10 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
         }
       } catch (error) {
         if (stopped || leaderLost) break;
+        if (error instanceof NotLeaderError) {
+          log.error({ err: error }, 'no longer the leader: stopping moderation mirroring and waiting as a standby');
+          break;
+        }
         failed('moderation pass', error);
       }
     }
