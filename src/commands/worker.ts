@@ -6,6 +6,7 @@ import { createMatrixGateway, type MatrixGateway } from '../matrix/index.ts';
 import { EventStreamTrigger, LogPoller, PostgresSyncCursorStore, WikiSource } from '../moderation/sources/index.ts';
 import { startModerationWorker, type ModerationWorker, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
+import { withHomeserverIds } from '../moderation/matrix-ids.ts';
 import { openMigratedDatabase } from './common.ts';
 
 export const WORKER_LOCK = 'wiki-matrix-sso:worker';
@@ -96,11 +97,16 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
   const context = { config, db, log };
   const gateway = (deps.gateway ?? ((c) => matrixGatewayFrom(c.config, c.log)))(context);
   const sources = (deps.sources ?? wikiSources)(context);
+  const idp = config.matrix.synapse_idp_id;
+  const source = idp
+    ? withHomeserverIds(sources.source, { gateway, accounts: accountRepository(db, config), authProvider: idp, serverName: config.matrix.server_name, log })
+    : sources.source;
   const moderation = startModerationWorker({
     db,
     log,
     gateway,
     ...sources,
+    source,
     moderation: config.moderation,
     serverName: config.matrix.server_name,
     noticeRoom: config.sync.moderation_room,

@@ -195,6 +195,11 @@ const matrix = z
     request_timeout: duration('Timeout for each request to the homeserver', 30),
     max_attempts: z.number().int().min(1).default(5).describe('Tries per homeserver request on transient failures (5xx, network).'),
     max_rate_limit_wait: duration('Longest rate-limit wait (M_LIMIT_EXCEEDED retry_after_ms) honoured in place before giving up until the next pass', 60),
+    synapse_idp_id: z
+      .string()
+      .regex(/^oidc-[A-Za-z0-9._~-]+$/, 'expected Synapse\'s name for the provider: "oidc-" and the idp_id of homeserver.yaml, e.g. oidc-wikimedia')
+      .optional()
+      .describe('When the homeserver is Synapse: its name for this provider ("oidc-" + the idp_id in homeserver.yaml, e.g. oidc-wikimedia). Moderation then acts on the Matrix ID Synapse reports for each account (admin API; the bot must be a Synapse admin) and leaves out accounts that never signed in there. Without it, Matrix IDs are taken to be @<localpart>:<server_name>, as on MAS.'),
   })
   .superRefine(exactlyOneOf('access_token', false))
   .describe('The Matrix homeserver whose users this service identifies and moderates.');

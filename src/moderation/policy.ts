@@ -24,7 +24,7 @@ import {
 
 export interface PolicyContext {
   now: Date;
-  /** The homeserver's server name: Matrix IDs are `@<localpart>:<serverName>`. */
+  /** The homeserver's server name: Matrix IDs are `@<localpart>:<serverName>` unless the homeserver said otherwise. */
   serverName: string;
 }
 
@@ -61,7 +61,7 @@ export function policy(state: WikiState, config: ModerationConfig, context: Poli
   const scope = new Set<string>();
 
   for (const user of state.users) {
-    const userId = `@${user.account.localpart}:${context.serverName}`;
+    const userId = user.account.matrixUserId ?? `@${user.account.localpart}:${context.serverName}`;
     scope.add(userId);
     const sanctions = banCauses(user, state.wiki, config, context.now);
     const all = primary(sanctions);

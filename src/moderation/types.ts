@@ -9,7 +9,10 @@ import type { Membership, PowerLevelsContent } from '../matrix/gateway.ts';
 // ---------------------------------------------------------------------------------------------
 // Wiki state (input to policy)
 
-export type MappedAccount = Pick<Account, 'wiki' | 'centralId' | 'username' | 'localpart'>;
+export type MappedAccount = Pick<Account, 'wiki' | 'centralId' | 'username' | 'localpart'> & {
+  /** The Matrix ID the homeserver reports for the account, when known (see matrix-ids.ts). */
+  matrixUserId?: string | undefined;
+};
 
 /** A CentralAuth lock; locks have no expiry. The log fields come from `globalauth/setstatus` when known. */
 export interface GlobalLock {

@@ -22,10 +22,10 @@ export interface StateSource {
   /** The mapped accounts among these wiki usernames (`complete: false`). */
   targeted(usernames: Iterable<string>): Promise<WikiState>;
   /**
-   * The mapped accounts with these Matrix localparts (`complete: false`), for passes no log entry
-   * asks for (an expiry). Without it, such a pass is a full pass.
+   * The mapped accounts with these Matrix IDs (`complete: false`), for passes no log entry asks
+   * for (an expiry). Without it, such a pass is a full pass.
    */
-  byLocalparts?(localparts: Iterable<string>): Promise<WikiState>;
+  byUserIds?(userIds: Iterable<string>): Promise<WikiState>;
 }
 
 /** Polled for whom to reconcile now (LogPoller). */
@@ -86,9 +86,6 @@ const EVENT_BATCH_MS = 1_000;
 
 /** How long after an expiry its pass runs, so that the wiki agrees the block has ended. */
 const EXPIRY_GRACE_MS = 1_000;
-
-/** `@localpart:server` → `localpart`. */
-const localpartOf = (userId: string) => userId.slice(1, userId.indexOf(':'));
 
 type Waiter = { resolve: (result: PassResult) => void; reject: (error: unknown) => void };
 
@@ -180,7 +177,7 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     const due = expiring!;
     const source = options.source;
     try {
-      const result = source.byLocalparts ? await runPass(await source.byLocalparts(due.userIds.map(localpartOf))) : await runFull();
+      const result = source.byUserIds ? await runPass(await source.byUserIds(due.userIds)) : await runFull();
       if (unfinished(result)) expiring = { ...due, at: clock().getTime() + retryMs };
     } catch (error) {
       expiring = { ...due, at: clock().getTime() + retryMs };

@@ -184,8 +184,8 @@ describe('moderation worker', () => {
         const users = names.map((n) => user(n, n === 'Alice' && active)).map((u) => (u.blocks[0] ? { ...u, blocks: [{ ...u.blocks[0], expiry }] } : u));
         return { wiki: 'wiki.example', users, complete };
       },
-      async byLocalparts(localparts: Iterable<string>) {
-        looked.push([...localparts]);
+      async byUserIds(userIds: Iterable<string>) {
+        looked.push([...userIds].map((id) => id.slice(1, id.indexOf(':'))));
         return expiring.state(expiring.names.filter((n) => looked.at(-1)!.includes(n.toLowerCase())), false);
       },
     });

@@ -115,7 +115,13 @@ async function readUsers(accounts: readonly MappedAccount[], deps: WikiStateDeps
       );
     }
     states.push({
-      account: { wiki: account.wiki, centralId: account.centralId, username: name ?? account.username, localpart: account.localpart },
+      account: {
+        wiki: account.wiki,
+        centralId: account.centralId,
+        username: name ?? account.username,
+        localpart: account.localpart,
+        ...(account.matrixUserId && { matrixUserId: account.matrixUserId }),
+      },
       blocks: key === undefined ? [] : (blocks.get(key) ?? []),
       globalBlocks: key === undefined ? [] : (globalBlocks.get(key) ?? []),
       lock: await lockOf(f, deps.api),
@@ -211,7 +217,7 @@ function groupByName<T extends WikiBlock | GlobalBlock>(items: readonly T[], nam
 // ---------------------------------------------------------------------------------------------
 
 export interface WikiSourceOptions extends WikiStateDeps {
-  accounts: Pick<AccountRepository, 'list' | 'findByUsername' | 'findByLocalpart' | 'recordRename'>;
+  accounts: Pick<AccountRepository, 'list' | 'findByUsername' | 'findByLocalpart' | 'findByMatrixUserId' | 'recordRename'>;
   /** Accounts per batch; 50 is the API's limit for a multi-value parameter. */
   batchSize?: number;
   /** Upper bound on batches one full pass reads. Default 100 000 (5 million accounts). */
@@ -290,13 +296,14 @@ export class WikiSource {
   }
 
   /**
-   * The state of the mapped accounts of this wiki with these Matrix localparts, `complete: false`:
-   * for passes no log entry asks for, such as when a block expires.
+   * The state of the mapped accounts of this wiki with these Matrix IDs, `complete: false`: for
+   * passes no log entry asks for, such as when a block expires. An ID is the one the homeserver
+   * reported for the account, or else `@<localpart>:…`.
    */
-  async byLocalparts(localparts: Iterable<string>): Promise<WikiState> {
+  async byUserIds(userIds: Iterable<string>): Promise<WikiState> {
     const accounts: MappedAccount[] = [];
-    for (const localpart of new Set(localparts)) {
-      const account = await this.#options.accounts.findByLocalpart(localpart);
+    for (const userId of new Set(userIds)) {
+      const account = (await this.#options.accounts.findByMatrixUserId(userId)) ?? (await this.#options.accounts.findByLocalpart(userId.slice(1, userId.indexOf(':'))));
       if (account?.wiki === this.#options.wiki) accounts.push(account);
     }
     return this.#fetchInBatches(accounts);
