@@ -26,6 +26,7 @@ export function actionApiClient(config: Config, log: Logger, fetchImpl?: typeof 
     timeoutMs: w.timeout * 1000,
     maxlag: w.maxlag,
     maxRetries: w.max_retries,
+    ...(w.api_user && w.api_password && { login: { username: w.api_user, password: w.api_password } }),
     logger: log,
     ...(fetchImpl && { fetch: fetchImpl }),
   });

@@ -6,6 +6,7 @@ import { createMatrixGateway, type MatrixGateway } from '../matrix/index.ts';
 import { EventStreamTrigger, LogPoller, PostgresSyncCursorStore, WikiSource } from '../moderation/sources/index.ts';
 import { startModerationWorker, type ModerationWorker, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
+import { followRenames } from '../moderation/display-names.ts';
 import { withHomeserverIds } from '../moderation/matrix-ids.ts';
 import { openMigratedDatabase } from './common.ts';
 
@@ -98,9 +99,10 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
   const gateway = (deps.gateway ?? ((c) => matrixGatewayFrom(c.config, c.log)))(context);
   const sources = (deps.sources ?? wikiSources)(context);
   const idp = config.matrix.synapse_idp_id;
-  const source = idp
-    ? withHomeserverIds(sources.source, { gateway, accounts: accountRepository(db, config), authProvider: idp, serverName: config.matrix.server_name, log })
-    : sources.source;
+  const accounts = accountRepository(db, config);
+  const source = idp ? withHomeserverIds(sources.source, { gateway, accounts, authProvider: idp, serverName: config.matrix.server_name, log }) : sources.source;
+  // Display names are set through Synapse's admin API, so renames are followed on Synapse only.
+  const afterPass = idp ? async () => void (await followRenames({ gateway, accounts, wiki: wikiIdOf(config), log })) : undefined;
   const moderation = startModerationWorker({
     db,
     log,
@@ -114,6 +116,7 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
     fullPassIntervalMs: config.sync.full_pass_interval * 1000,
     pollIntervalMs: config.sync.poll_interval * 1000,
     lockName: WORKER_LOCK,
+    ...(afterPass && { afterPass }),
   });
   return {
     leading: moderation.leading,

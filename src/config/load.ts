@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { configSchema, type ParsedConfig } from './schema.ts';
 
 /** Names whose values are secrets wherever they appear; each may also come as `<name>_file`. */
-export const SECRET_KEYS = ['url', 'cookie_keys', 'key_encryption_secret', 'client_secret', 'access_token', 'token'] as const;
+export const SECRET_KEYS = ['url', 'cookie_keys', 'key_encryption_secret', 'client_secret', 'api_password', 'access_token', 'token'] as const;
 
 type Client = ParsedConfig['oidc']['clients'][number];
 
@@ -54,12 +54,22 @@ export function loadConfigFile(path: string, env: Environment = {}): Config {
 export function parseConfig(text: string, source: string, env: Environment = {}): Config {
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(source, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+    throw new ConfigError(source, doc.errors.map((e) => yamlProblem(e, text)));
   }
   const raw: unknown = doc.toJS() ?? {};
   const result = configSchema.safeParse(withoutEmptySections(raw));
   if (!result.success) throw new ConfigError(source, formatIssues(result.error.issues));
   return resolveSecrets(result.data, source, env);
+}
+
+/** `YAML: line 2, column 16: <what is wrong> (in "<that line>")`, on one line. */
+function yamlProblem(error: YAML.YAMLError, text: string): string {
+  const what = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:$/, '');
+  const at = error.linePos?.[0];
+  if (!at) return `YAML: ${what}`;
+  const line = (text.split('\n')[at.line - 1] ?? '').trim();
+  const excerpt = line.length > 80 ? `${line.slice(0, 77)}...` : line;
+  return `YAML: line ${at.line}, column ${at.col}: ${what}${excerpt ? ` (in "${excerpt}")` : ''}`;
 }
 
 /** A section whose keys are all commented out reads as `null`; it means "all defaults". */
@@ -103,6 +113,7 @@ function resolveSecrets(parsed: ParsedConfig, source: string, env: Environment):
   const c = structuredClone(parsed) as ParsedConfig & Record<string, unknown>;
   c.database.url = secret(c.database, 'url', 'database') ?? (env.DATABASE_URL || undefined);
   c.wiki.client_secret = secret(c.wiki, 'client_secret', 'wiki');
+  c.wiki.api_password = secret(c.wiki, 'api_password', 'wiki');
   c.matrix.access_token = secret(c.matrix, 'access_token', 'matrix');
   c.admin.token = secret(c.admin, 'token', 'admin');
   c.oidc.key_encryption_secret = secret(c.oidc, 'key_encryption_secret', 'oidc');

@@ -140,8 +140,20 @@ const wiki = z
       .boolean()
       .default(true)
       .describe('Whether the wiki has CentralAuth and GlobalBlocking (all Wikimedia wikis do): global locks and blocks are then read too.'),
+    api_user: z
+      .string()
+      .regex(/^[^@]+@[^@]+$/, 'expected a bot password name, User@botname (Special:BotPasswords)')
+      .optional()
+      .describe('Bot password name (`User@botname`, from Special:BotPasswords) the Action API client signs in with. Needed for a private wiki, and to see blocks that hide the name (the account then needs `hideuser`, and the bot password a grant carrying it). Anonymous when not set.'),
+    ...secretPair('api_password', 'the bot password of api_user'),
   })
   .superRefine(exactlyOneOf('client_secret', false))
+  .superRefine(exactlyOneOf('api_password', false))
+  .superRefine((value, ctx) => {
+    const password = value.api_password !== undefined || value.api_password_file !== undefined;
+    if (value.api_user !== undefined && !password) ctx.addIssue({ code: 'custom', path: ['api_password'], message: 'required with api_user: give api_password or api_password_file' });
+    if (value.api_user === undefined && password) ctx.addIssue({ code: 'custom', path: ['api_user'], message: 'required with api_password: the bot password name, User@botname' });
+  })
   .superRefine((value, ctx) => {
     if (value.client_id !== undefined && value.client_secret === undefined && value.client_secret_file === undefined) {
       ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'Extension:OAuth checks the consumer secret on every token request: give client_secret or client_secret_file' });

@@ -24,6 +24,8 @@ export interface Account {
   matrixUserId: string | undefined;
   /** When the homeserver was last asked for `matrixUserId`; undefined: never (or since the last login). */
   matrixUserIdCheckedAt: Date | undefined;
+  /** The name before a wiki rename the homeserver's display name has not followed yet. */
+  renamedFrom: string | undefined;
 }
 
 /** Who just logged in, as the wiki's OAuth profile says. */
@@ -77,6 +79,10 @@ export interface AccountRepository {
    * name when it was the old username. Undefined when there is no such account.
    */
   recordRename(wiki: string, centralId: string, newName: string): Promise<{ before: Account; after: Account } | undefined>;
+  /** Renamed accounts of a wiki whose Matrix display name has not followed yet, oldest change first. */
+  renamesToFollow(wiki: string, options: { limit: number }): Promise<Account[]>;
+  /** The homeserver's display name has followed the rename to `username` (a later rename keeps it pending). */
+  followedRename(wiki: string, centralId: string, username: string): Promise<void>;
   /**
    * Gives every stored localpart the homeserver would not keep as it is (the `=xx` escapes of
    * versions before 0.2, a leading `_`) a new one from today's mapping, and says what changed.
@@ -135,6 +141,7 @@ interface AccountRow {
   last_login_at: Date | null;
   matrix_user_id: string | null;
   matrix_user_id_checked_at: Date | null;
+  renamed_from: string | null;
 }
 
 const CENTRAL_ID = /^[1-9][0-9]{0,19}$/;
@@ -159,6 +166,7 @@ function toAccount(row: AccountRow): Account {
     lastLoginAt: row.last_login_at ?? undefined,
     matrixUserId: row.matrix_user_id ?? undefined,
     matrixUserIdCheckedAt: row.matrix_user_id_checked_at ?? undefined,
+    renamedFrom: row.renamed_from ?? undefined,
   };
 }
 
@@ -298,11 +306,21 @@ export class PostgresAccountRepository implements AccountRepository {
     if (!before) return undefined;
     if (before.username === username) return { before, after: before };
     const after = await this.#one(
-      `UPDATE accounts SET username = $3, display_name = CASE WHEN display_name = username THEN $3 ELSE display_name END, updated_at = $4
+      `UPDATE accounts SET username = $3, display_name = CASE WHEN display_name = username THEN $3 ELSE display_name END, updated_at = $4,
+         renamed_from = COALESCE(renamed_from, username)
        WHERE wiki = $1 AND central_id = $2 RETURNING *`,
       [wiki, centralId, username, this.#clock()],
     );
     return after && { before, after };
+  }
+
+  async renamesToFollow(wiki: string, options: { limit: number }): Promise<Account[]> {
+    const { rows } = await this.#db.query<AccountRow>('SELECT * FROM accounts WHERE wiki = $1 AND renamed_from IS NOT NULL ORDER BY updated_at, central_id LIMIT $2', [wiki, options.limit]);
+    return rows.map(toAccount);
+  }
+
+  async followedRename(wiki: string, centralId: string, username: string): Promise<void> {
+    await this.#db.query('UPDATE accounts SET renamed_from = NULL WHERE wiki = $1 AND central_id = $2 AND username = $3', [wiki, centralId, username]);
   }
 
   /**
@@ -314,6 +332,7 @@ export class PostgresAccountRepository implements AccountRepository {
     return this.#one(
       `UPDATE accounts SET
          updated_at = CASE WHEN username = $3 AND display_name = $4 THEN updated_at ELSE $5 END,
+         renamed_from = CASE WHEN username = $3 THEN renamed_from ELSE COALESCE(renamed_from, username) END,
          username = $3, display_name = $4, last_login_at = $5,
          matrix_user_id_checked_at = CASE WHEN matrix_user_id IS NULL THEN NULL ELSE matrix_user_id_checked_at END
        WHERE wiki = $1 AND central_id = $2 RETURNING *`,

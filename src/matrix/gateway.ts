@@ -64,6 +64,8 @@ export interface UserStatus {
   suspended: boolean;
   locked: boolean;
   deactivated: boolean;
+  /** The profile's display name; null when none is set. */
+  displayName: string | null;
 }
 
 export interface MatrixGateway {

@@ -49,7 +49,7 @@ const memberAnswer = z.object({ membership: z.string() });
 // Older Synapse versions answer 0/1 for booleans, and lack `suspended` and `locked`.
 const flag = z.union([z.boolean(), z.number()]).optional().transform(Boolean);
 const externalIdAnswer = z.object({ user_id: z.string().regex(/^@[^:]+:.+$/, 'a Matrix ID') });
-const adminUserAnswer = z.object({ name: z.string(), admin: flag, suspended: flag, locked: flag, deactivated: flag });
+const adminUserAnswer = z.object({ name: z.string(), admin: flag, suspended: flag, locked: flag, deactivated: flag, displayname: z.string().nullish() });
 
 const enc = encodeURIComponent;
 
@@ -169,8 +169,8 @@ export class SdkMatrixGateway implements MatrixGateway {
   async userStatus(userId: string): Promise<UserStatus | undefined> {
     const answer = await this.#orNotFound(this.#request('admin_user', Method.Get, `/users/${enc(userId)}`, undefined, SYNAPSE_ADMIN_V2));
     if (answer === undefined) return undefined;
-    const { name, admin, suspended, locked, deactivated } = this.#parse('admin_user', adminUserAnswer, answer);
-    return { userId: name, admin, suspended, locked, deactivated };
+    const { name, admin, suspended, locked, deactivated, displayname } = this.#parse('admin_user', adminUserAnswer, answer);
+    return { userId: name, admin, suspended, locked, deactivated, displayName: displayname ?? null };
   }
 
   async userIdForExternalId(authProvider: string, externalId: string): Promise<string | undefined> {

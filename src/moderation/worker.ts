@@ -62,6 +62,8 @@ export interface ModerationWorkerOptions {
   eventBatchMs?: number;
   /** Pause after a failed pass before the next try. Default: the poll interval. */
   retryMs?: number;
+  /** Run after each pass (following renames); a failure is logged and never fails the pass. */
+  afterPass?: () => Promise<void>;
   clock?: () => Date;
 }
 
@@ -148,6 +150,7 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     const result = await executor.run(state, { signal: passAbort.signal });
     const next = await records.nextExpiry(clock());
     expiring = next && { at: next.at.getTime() + EXPIRY_GRACE_MS, userIds: next.userIds };
+    await options.afterPass?.().catch((error) => log.warn({ err: error }, 'the work after a pass failed; it is tried again after the next one'));
     return result;
   }
 

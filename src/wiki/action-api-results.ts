@@ -250,8 +250,9 @@ export function toWikiUsers(entries: z.output<typeof userEntry>[]): WikiUser[] {
 // ---------------------------------------------------------------------------------------------
 // list=logevents
 
-export const LOCAL_LOG_TYPES = ['block', 'rights'] as const;
-export const CENTRALAUTH_LOG_TYPES = ['globalauth', 'gblblock', 'gblrights'] as const;
+/** `renameuser`: Extension:Renameuser (core from 1.40); `gblrename`: CentralAuth's global renames. */
+export const LOCAL_LOG_TYPES = ['block', 'rights', 'renameuser'] as const;
+export const CENTRALAUTH_LOG_TYPES = ['globalauth', 'gblblock', 'gblrights', 'gblrename'] as const;
 export type LogType = (typeof LOCAL_LOG_TYPES)[number] | (typeof CENTRALAUTH_LOG_TYPES)[number];
 
 /** What a log entry says, by kind. `other` keeps what we do not interpret (legacy formats, new actions). */
@@ -273,6 +274,8 @@ export type LogDetails =
   | { kind: 'global-block'; expiry: Date | null; flags: string[] }
   | { kind: 'global-unblock' }
   | { kind: 'global-rights'; oldGroups: string[]; newGroups: string[] }
+  /** A local (`renameuser`) or global (`gblrename/rename`) rename; the entry's title names one of the two. */
+  | { kind: 'rename'; oldName: string; newName: string }
   /** The action is hidden from us (revision deletion): no target, no params. */
   | { kind: 'hidden' }
   | { kind: 'other'; params: Record<string, unknown> };
@@ -334,6 +337,10 @@ const globalRightsParams = z.union([
   z.object({ oldgroups: stringList, newgroups: stringList }).transform((p) => ({ oldGroups: p.oldgroups, newGroups: p.newgroups })),
 ]);
 
+const renameParams = z
+  .object({ olduser: z.string().min(1), newuser: z.string().min(1) })
+  .transform((p) => ({ oldName: p.olduser, newName: p.newuser }));
+
 /**
  * Params of a log entry by type and action. Local block and rights params are normalised by
  * MediaWiki even for old entries, so a mismatch there is an error; extension logs kept older
@@ -382,6 +389,9 @@ export function logDetails(
       return parsed(globalBlockParams, (p: z.output<typeof globalBlockParams>) => ({ kind: 'global-block', ...p }), false);
     case 'gblblock/gunblock':
       return { details: { kind: 'global-unblock' } };
+    case 'renameuser/renameuser':
+    case 'gblrename/rename':
+      return parsed(renameParams, (p: z.output<typeof renameParams>) => ({ kind: 'rename', ...p }), false);
     case 'gblrights/usergroups':
       return parsed(globalRightsParams, (p: z.output<typeof globalRightsParams>) => ({ kind: 'global-rights', ...p }), false);
     default:

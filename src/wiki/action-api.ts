@@ -92,9 +92,20 @@ export interface ActionApiClientOptions {
   maxBackoffMs?: number;
   /** Upper bound on pages one `continue` walk may fetch. Default 1000. */
   maxPages?: number;
+  /**
+   * A bot password (Special:BotPasswords) to sign in with: a private wiki answers nothing
+   * anonymously, and only an account with `hideuser` sees blocks that hide the name.
+   */
+  login?: BotPassword;
   fetch?: typeof globalThis.fetch;
   sleep?: (ms: number) => Promise<void>;
   logger?: Logger;
+}
+
+/** Special:BotPasswords credentials: the name is `User@botname`. */
+export interface BotPassword {
+  username: string;
+  password: string;
 }
 
 /** Where a log reader stopped: entries at or before it are not returned again. */
@@ -131,6 +142,10 @@ export class ActionApiClient {
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #log: Logger;
   readonly #warned = new Set<string>();
+  readonly #login: BotPassword | undefined;
+  /** The session cookies the wiki set (only kept when signing in). */
+  readonly #cookies = new Map<string, string>();
+  #signedIn = false;
   #tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: ActionApiClientOptions) {
@@ -145,6 +160,7 @@ export class ActionApiClient {
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.#log = (options.logger ?? createLogger('silent')).child({ component: 'action-api' });
+    this.#login = options.login;
   }
 
   // --- modules ---------------------------------------------------------------------------------
@@ -312,14 +328,48 @@ export class ActionApiClient {
    * the answer's JSON object once it carries no error.
    */
   request(module: string, params: ApiParams): Promise<Record<string, unknown>> {
-    const run = this.#tail.then(() => this.#withRetries(module, params));
+    const run = this.#tail.then(() => this.#call(module, params));
     this.#tail = run.catch(() => undefined);
     return run;
   }
 
-  async #withRetries(module: string, params: ApiParams): Promise<Record<string, unknown>> {
+  /**
+   * With a bot password every request asserts that it is signed in (`assert=user`), so a session
+   * the wiki forgot is noticed rather than read as an anonymous answer; it is then signed in
+   * again, once per request.
+   */
+  async #call(module: string, params: ApiParams): Promise<Record<string, unknown>> {
+    if (!this.#login) return this.#withRetries(module, params);
+    if (!this.#signedIn) await this.#signIn(this.#login);
+    try {
+      return await this.#withRetries(module, { ...params, assert: 'user' });
+    } catch (err) {
+      if (!isSessionLost(err)) throw err;
+      this.#log.info({ module, code: (err as WikiApiError).apiCode }, 'the wiki session ended; signing in again');
+      this.#signedIn = false;
+      this.#cookies.clear();
+      await this.#signIn(this.#login);
+      return this.#withRetries(module, { ...params, assert: 'user' });
+    }
+  }
+
+  /** `action=login` with a login token, as bot passwords sign in (API:Login). */
+  async #signIn(login: BotPassword): Promise<void> {
+    const tokens = parse('meta=tokens', loginTokenAnswer, await this.#withRetries('meta=tokens', { action: 'query', meta: 'tokens', type: 'login' }));
+    const answer = await this.#withRetries('action=login', { action: 'login', lgname: login.username, lgpassword: login.password, lgtoken: tokens.query.tokens.logintoken }, { post: true });
+    const result = parse('action=login', loginAnswer, answer).login;
+    if (result.result !== 'Success') {
+      throw new WikiApiError('api', 'action=login', `signing in as ${login.username} failed (${result.result})${result.reason ? `: ${reasonText(result.reason)}` : ''}`, {
+        apiCode: `login-${result.result.toLowerCase()}`,
+      });
+    }
+    this.#signedIn = true;
+    this.#log.info({ user: result.lgusername ?? login.username }, 'signed in to the wiki with a bot password');
+  }
+
+  async #withRetries(module: string, params: ApiParams, options: { post?: boolean } = {}): Promise<Record<string, unknown>> {
     for (let attempt = 0; ; attempt++) {
-      const result = await this.#attempt(module, params, attempt);
+      const result = await this.#attempt(module, params, attempt, options.post ?? false);
       if (result.answer) return result.answer;
       const error = result.error!;
       if (result.retryAfterMs === undefined) throw error;
@@ -336,11 +386,11 @@ export class ActionApiClient {
     }
   }
 
-  async #attempt(module: string, params: ApiParams, attempt: number): Promise<Attempt> {
+  async #attempt(module: string, params: ApiParams, attempt: number, post: boolean): Promise<Attempt> {
     const backoff = this.#backoff(1_000, attempt);
     let response: Response;
     try {
-      response = await this.#send(params);
+      response = await this.#send(params, post);
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
       const error = timedOut
@@ -348,6 +398,7 @@ export class ActionApiClient {
         : new WikiApiError('network', module, `request failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       return { error, retryAfterMs: backoff };
     }
+    if (this.#login) this.#keepCookies(response);
     const retryAfter = retryAfterMs(response.headers.get('retry-after'));
     if (!response.ok) {
       await response.body?.cancel().catch(() => {});
@@ -392,11 +443,12 @@ export class ActionApiClient {
     }
   }
 
-  #send(params: ApiParams): Promise<Response> {
+  #send(params: ApiParams, post: boolean): Promise<Response> {
     const query = encodeParams({ ...params, format: 'json', formatversion: '2', maxlag: this.#maxlag });
-    const headers = { 'user-agent': this.#userAgent, accept: 'application/json' };
+    const headers: Record<string, string> = { 'user-agent': this.#userAgent, accept: 'application/json' };
+    if (this.#cookies.size > 0) headers.cookie = [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; ');
     const signal = AbortSignal.timeout(this.#timeoutMs);
-    if (query.length <= MAX_GET_QUERY) {
+    if (!post && query.length <= MAX_GET_QUERY) {
       return this.#fetch(`${this.#apiUrl}?${query}`, { headers, signal });
     }
     return this.#fetch(this.#apiUrl, {
@@ -405,6 +457,23 @@ export class ActionApiClient {
       body: query,
       signal,
     });
+  }
+
+  /** A minimal cookie jar for the one wiki we talk to: name=value pairs, deleted when expired. */
+  #keepCookies(response: Response): void {
+    for (const line of response.headers.getSetCookie?.() ?? []) {
+      const [pair = '', ...attributes] = line.split(';');
+      const eq = pair.indexOf('=');
+      if (eq <= 0) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const expired = attributes.some((a) => {
+        const [key = '', v = ''] = a.split('=').map((part) => part.trim());
+        return (key.toLowerCase() === 'max-age' && Number(v) <= 0) || (key.toLowerCase() === 'expires' && Date.parse(v) < Date.now());
+      });
+      if (expired || value === '' || value === 'deleted') this.#cookies.delete(name);
+      else this.#cookies.set(name, value);
+    }
   }
 
   /** Warnings (deprecations, unknown parameters) are logged once each, not on every poll. */
@@ -418,6 +487,27 @@ export class ActionApiClient {
 }
 
 // --- helpers ---------------------------------------------------------------------------------
+
+const loginTokenAnswer = z.object({ query: z.object({ tokens: z.object({ logintoken: z.string().min(1) }) }) });
+const loginAnswer = z.object({
+  login: z.object({
+    result: z.string(),
+    lgusername: z.string().optional(),
+    reason: z.union([z.string(), z.object({ text: z.string().optional(), code: z.string().optional() }).passthrough()]).optional(),
+  }),
+});
+
+function reasonText(reason: string | { text?: string | undefined; code?: string | undefined }): string {
+  return typeof reason === 'string' ? reason : (reason.text ?? reason.code ?? '');
+}
+
+/**
+ * The wiki no longer knows our session: the assertion failed, or (a private wiki checking read
+ * rights first) it reads us as anonymous.
+ */
+function isSessionLost(err: unknown): boolean {
+  return err instanceof WikiApiError && ['assertuserfailed', 'assertbotfailed', 'readapidenied'].includes(err.apiCode ?? '');
+}
 
 function isNoSuchUser(err: unknown): boolean {
   return err instanceof WikiApiError && err.apiCode === 'nosuchuser';

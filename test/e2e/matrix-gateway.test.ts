@@ -225,13 +225,22 @@ describe('Matrix gateway on a real Synapse', { skip, timeout: 180_000 }, () => {
     });
   });
 
+  test('a display name set through the admin API is the profile\'s', async () => {
+    assert.equal(await bot.setDisplayName(alice.userId, 'Алиса Ω'), 'applied');
+    assert.equal((await bot.userStatus(alice.userId))?.displayName, 'Алиса Ω');
+    const profile = await cs(alice.accessToken, 'GET', `/profile/${enc(alice.userId)}/displayname`);
+    assert.equal(profile.json.displayname, 'Алиса Ω');
+  });
+
   test('suspend and unsuspend through the admin API', async () => {
     const say = (body: string) => cs(alice.accessToken, 'PUT', `/rooms/${enc(room)}/send/m.room.message/t${Date.now()}${body.length}`, { msgtype: 'm.text', body });
     await join(alice, room);
     assert.equal((await bot.userStatus(alice.userId))?.suspended, false);
 
     assert.equal(await bot.suspend(alice.userId, true), 'applied');
-    assert.deepEqual(await bot.userStatus(alice.userId), { userId: alice.userId, admin: false, suspended: true, locked: false, deactivated: false });
+    const { displayName, ...status } = (await bot.userStatus(alice.userId))!;
+    assert.deepEqual(status, { userId: alice.userId, admin: false, suspended: true, locked: false, deactivated: false });
+    assert.equal(typeof displayName === 'string' || displayName === null, true);
     const refused = await say('while suspended');
     assert.equal(refused.status, 403);
     assert.equal(refused.json.errcode, 'M_USER_SUSPENDED');

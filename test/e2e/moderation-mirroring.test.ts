@@ -55,7 +55,8 @@ for (const backend of backends()) describe(`moderation mirroring end to end (${b
   let worker: Running | undefined;
   /** Matrix users by wiki username. */
   const users = new Map<string, RegisteredUser>();
-  const NAMES = ['Vandal', 'Hand', 'Partial', 'Sysop', 'Expiring', 'Crash', 'Quiet'];
+  const NAMES = ['Vandal', 'Hand', 'Partial', 'Sysop', 'Expiring', 'Crash', 'Quiet', 'Renamed'];
+  const IDP = 'oidc-wikimedia';
 
   const call: ReturnType<typeof clientApi>['call'] = (...args) => clientApi(synapse).call(...args);
   const admin: ReturnType<typeof clientApi>['admin'] = (...args) => clientApi(synapse).admin(...args);
@@ -119,7 +120,11 @@ for (const backend of backends()) describe(`moderation mirroring end to end (${b
       for (const name of NAMES) {
         const { userId } = await wiki.createUser(name, `${name.toLowerCase()}-password-1`);
         const account = await accounts.upsertOnLogin({ wiki: WIKI_ID, centralId: String(userId), username: name });
-        users.set(name, await synapse.registerUser(account.localpart, `${name.toLowerCase()}-password-1`));
+        const user = await synapse.registerUser(account.localpart, `${name.toLowerCase()}-password-1`);
+        users.set(name, user);
+        // As a sign-in through the README's oidc_providers snippet leaves the user: known by the
+        // wiki's `sub` to the auth provider, with the wiki name as display name.
+        await admin('PUT', `/_synapse/admin/v2/users/${enc(user.userId)}`, { external_ids: [{ auth_provider: IDP, external_id: String(userId) }], displayname: name });
       }
     });
 
@@ -142,7 +147,7 @@ for (const backend of backends()) describe(`moderation mirroring end to end (${b
       database: db ? { url: db.url } : { data_dir: join(dir, 'pglite') },
       wiki: { base_url: wiki.baseUrl, contact: 'moderation-e2e@example.org', central_auth: false },
       identity: { wiki_id: WIKI_ID },
-      matrix: { homeserver_url: synapse.baseUrl, server_name: synapse.serverName, access_token: synapse.adminToken, user_id: synapse.adminUserId, request_timeout: 10 },
+      matrix: { homeserver_url: synapse.baseUrl, server_name: synapse.serverName, access_token: synapse.adminToken, user_id: synapse.adminUserId, request_timeout: 10, synapse_idp_id: IDP },
       sync: { enabled: true, dry_run: false, poll_interval: 1, full_pass_interval: 3600, moderation_room: notices },
       moderation: { rooms: rooms.map((room_id) => ({ room_id })) },
       logging: { level: 'debug' },
@@ -211,6 +216,25 @@ for (const backend of backends()) describe(`moderation mirroring end to end (${b
     await eventually('level removed everywhere', async () => ((await levels('Sysop')).every((l) => l === undefined) ? true : undefined));
     assert.deepEqual(await plEvents(), before.map((n) => n + 2));
     for (const room of rooms) assert.equal((await state(room, 'm.room.power_levels')).users[mod.userId], 50, 'levels set by hand stay');
+  });
+
+  test('a renamed, blocked user stays banned; the Matrix display name follows the new wiki name', async () => {
+    const { id } = await wiki.block('Renamed', { reason: 'sock puppetry' });
+    await eventuallyAll('Renamed', 'ban');
+    const seen = worker!.output().length;
+    await wiki.renameUser('Renamed', 'Переименованный участник');
+    const userId = users.get('Renamed')!.userId;
+    await eventually('the display name', async () => {
+      const profile = await call(users.get('Renamed')!.accessToken, 'GET', `/profile/${enc(userId)}/displayname`);
+      return profile.displayname === 'Переименованный участник' ? true : undefined;
+    });
+    const bans = await memberships('Renamed');
+    assert.ok(bans.every((m) => m.membership === 'ban' && m.reason?.includes(`block #${id}`)), `still banned for block #${id}: ${JSON.stringify(bans)}`);
+    assert.doesNotMatch(worker!.output().slice(seen), /"kind":"unban"/, 'the rename planned no unban');
+
+    // The account is found under its new name: the unblock lifts the bans.
+    await wiki.unblock('Переименованный участник');
+    await eventuallyAll('Renamed', 'leave');
   });
 
   test('a block that expires is lifted within seconds, though expiry writes no log entry', async () => {

@@ -49,6 +49,7 @@ for (const backend of backends()) {
         lastLoginAt: START,
         matrixUserId: undefined,
         matrixUserIdCheckedAt: undefined,
+        renamedFrom: undefined,
       });
       assert.deepEqual(await repo.findByCentralId(WIKI, '12'), account);
       assert.deepEqual(await repo.findByLocalpart('jimbo_wales'), account);

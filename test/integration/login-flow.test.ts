@@ -352,13 +352,35 @@ describe('login rules that need more than the profile', () => {
       }
     }
 
-    test('a private wiki (readapidenied) during the block check: the error page, and server_error for the app', async () => {
+    test('a private wiki: anonymously (readapidenied) the error page and server_error for the app; through a bot password the rule holds', async () => {
       const privateWiki = await startWiki({ settings: "$wgGroupPermissions['*']['read'] = false;" });
       try {
         const { status, body, error } = await signInThrough(privateWiki.apiUrl, 9201);
         assert.equal(status, 500);
         assert.match(body, /Something went wrong/);
         assert.equal(error, 'server_error');
+
+        // With a bot password (wiki.api_user) the private wiki answers, and the rule holds.
+        for (const name of ['Private Partly', 'Private Fully']) await privateWiki.createUser(name, 'correct horse battery');
+        await privateWiki.adminRequest({ action: 'edit', title: 'Private page', text: 'x', summary: 'test page' }, { token: 'csrf' });
+        await privateWiki.block('Private Partly', { partial: true, pages: ['Private page'], reason: 'edit war' });
+        await privateWiki.block('Private Fully', { reason: 'vandalism' });
+        const bot = await privateWiki.createBotPassword(privateWiki.adminName, { appId: 'sso', grants: ['basic'] });
+        const signedIn = await startStack({
+          config: { login: { blocked: 'sitewide' }, wiki: { api_url: privateWiki.apiUrl, api_user: bot.username, api_password: bot.password } },
+        });
+        try {
+          const rp = await RelyingParty.discover(signedIn.issuer);
+          signedIn.wiki.login = { user: editor({ centralId: 9211, username: 'Private Partly', blocked: true }) };
+          const partly = await rp.signIn(new Browser());
+          assert.ok(partly.back.location?.href.startsWith(RP_CALLBACK), partly.back.body.slice(0, 300));
+          signedIn.wiki.login = { user: editor({ centralId: 9212, username: 'Private Fully', blocked: true }) };
+          const fully = await rp.signIn(new Browser());
+          assert.equal(fully.back.status, 403);
+          assert.match(fully.back.body, /blocked/i);
+        } finally {
+          await signedIn.stop();
+        }
       } finally {
         await privateWiki.stop();
       }

@@ -107,6 +107,40 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
     const anonymous = await fetchWikiState([mapped('Suppressed Vandal', String(userId))], { api, wiki: WIKI, centralAuth: false });
     assert.deepEqual(anonymous.users[0]!.lock, { logId: null, by: null, reason: '', timestamp: null, hidden: true });
     assert.deepEqual(anonymous.users[0]!.blocks, []);
+
+    await wiki.createUser('Mirror bot', 'mirror-bot-password-1', { sysop: true });
+    const login = await wiki.createBotPassword('Mirror bot', { appId: 'mirror', grants: ['basic', 'oversight'] });
+    const sent: URLSearchParams[] = [];
+    const bot = new ActionApiClient({
+      apiUrl: wiki.apiUrl,
+      userAgent: 'wiki-matrix-sso-tests/0 (test suite)',
+      login,
+      fetch: (input, init) => {
+        sent.push(init?.method === 'POST' ? new URLSearchParams(String(init.body)) : new URL(String(input)).searchParams);
+        return fetch(input, init);
+      },
+    });
+    const seen = await fetchWikiState([mapped('Suppressed Vandal', String(userId))], { api: bot, wiki: WIKI, centralAuth: false });
+    const [user] = seen.users;
+    assert.equal(user!.account.username, 'Suppressed Vandal');
+    assert.equal(user!.lock, null, 'seen by the bot, the account is there: no hidden lock is assumed');
+    assert.deepEqual(user!.blocks.map((b) => [b.reason, b.hidden]), [['private', true]]);
+    const loginRequest = sent.find((p) => p.get('action') === 'login')!;
+    assert.equal(loginRequest.get('lgname'), login.username);
+    assert.ok(sent.filter((p) => p.get('action') === 'query' && p.get('meta') !== 'tokens').every((p) => p.get('assert') === 'user'), 'every read asserts the session');
+  });
+
+  it('a bot password that the wiki refuses is a clear error, not an anonymous read', async () => {
+    const bot = new ActionApiClient({
+      apiUrl: wiki.apiUrl,
+      userAgent: 'wiki-matrix-sso-tests/0 (test suite)',
+      login: { username: 'Mirror bot@nonexistent', password: 'x'.repeat(32) },
+    });
+    await assert.rejects(bot.getUsers(['Alice']), (err: Error) => {
+      assert.match(err.message, /action=login: signing in as Mirror bot@nonexistent failed \(Failed\)/);
+      assert.doesNotMatch(err.message, /xxxx/, 'the password is never in the message');
+      return true;
+    });
   });
 
   for (const backend of backends()) {
@@ -169,6 +203,9 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
 
       it('polls the logs after a stored cursor; without a commit the same entries come again', async () => {
         const poller = () => new LogPoller({ api, cursors, centralAuth: false, initialLookbackMs: 0 });
+        // The wiki logs by the second and a first poll starts at the current second, inclusive:
+        // let the second in which the target was created pass, so its creation is not "new".
+        await new Promise((resolve) => setTimeout(resolve, 1010 - (Date.now() % 1000)));
         const first = await poller().poll();
         assert.deepEqual(first.usernames.filter((n) => n.startsWith('Target')), []);
         await first.commit();

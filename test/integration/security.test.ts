@@ -239,7 +239,7 @@ describe('what already holds and must keep holding', () => {
     const basic = { id: HOMESERVER.client_id, secret: HOMESERVER.client_secret };
     const missing = await tokenRequest(stack, { grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK }, basic);
     assert.equal(missing.body.error, 'invalid_grant');
-    const wrong = await tokenRequest(stack, { grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK, code_verifier: `${request.verifier.slice(0, -1)}A` }, basic);
+    const wrong = await tokenRequest(stack, { grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK, code_verifier: `${request.verifier.slice(0, -1)}${request.verifier.endsWith('A') ? 'B' : 'A'}` }, basic);
     assert.equal(wrong.body.error, 'invalid_grant');
   });
 

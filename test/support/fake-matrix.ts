@@ -158,7 +158,7 @@ export class FakeMatrix implements MatrixGateway {
   }
 
   async userStatus(userId: string): Promise<UserStatus | undefined> {
-    return { userId, admin: false, suspended: this.suspended.has(userId), locked: false, deactivated: false };
+    return { userId, admin: false, suspended: this.suspended.has(userId), locked: false, deactivated: false, displayName: this.displayNames.get(userId) ?? null };
   }
 
   /** Synapse gives the user who signs in with this `sub` this Matrix ID. */

@@ -4,6 +4,7 @@
 // The MediaWiki tree itself (scripts/setup-mediawiki.sh) is never written to: settings, database,
 // cache and uploads all live in the temp dir, reached through MW_CONFIG_FILE.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, mkdirSync, appendFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -57,6 +58,8 @@ export interface TestWiki {
   userrights(user: string, change: { add?: string[]; remove?: string[] }): Promise<void>;
   /** Renames an account, as Special:RenameUser does (the Renameuser extension's maintenance script). */
   renameUser(from: string, to: string): Promise<void>;
+  /** A bot password for an existing account, as Special:BotPasswords makes one (`User@appId`). */
+  createBotPassword(user: string, options: { appId: string; grants: string[] }): Promise<{ username: string; password: string }>;
   /** A raw admin request, for arranging anything the helpers above do not cover. */
   adminRequest(params: Record<string, string>, options?: { token?: 'csrf' | 'userrights' }): Promise<any>;
   stop(): Promise<void>;
@@ -142,13 +145,13 @@ function wikiHandle(parts: { apiUrl: string; baseUrl: string; admin: ApiSession;
     },
 
     async renameUser(from, to) {
-      const docroot = mediawikiDir();
-      const result = spawnSync(
-        'php',
-        ['extensions-core/Renameuser/maintenance/renameUser.php', '--oldname', from, '--newname', to, '--performer', ADMIN_NAME, '--reason', 'test rename'],
-        { cwd: docroot, env: { ...process.env, MW_CONFIG_FILE: join(parts.dir, 'LocalSettings.php'), MW_INSTALL_PATH: docroot }, encoding: 'utf8', timeout: 60_000 },
-      );
-      if (result.status !== 0) throw new Error(`renameUser.php ${from} → ${to} failed (${result.status ?? result.error}):\n${result.stdout}\n${result.stderr}`);
+      maintenance(parts.dir, 'extensions-core/Renameuser/maintenance/renameUser.php', ['--oldname', from, '--newname', to, '--performer', ADMIN_NAME, '--reason', 'test rename']);
+    },
+
+    async createBotPassword(user, { appId, grants }) {
+      const password = randomBytes(16).toString('hex');
+      maintenance(parts.dir, 'maintenance/createBotPassword.php', ['--appid', appId, '--grants', grants.join(','), user, password]);
+      return { username: `${user}@${appId}`, password };
     },
 
     async userrights(user, change) {
@@ -174,6 +177,18 @@ function wikiHandle(parts: { apiUrl: string; baseUrl: string; admin: ApiSession;
     },
   };
   return wiki;
+}
+
+/** Runs a maintenance script against the wiki in `dir`, throwing its output when it fails. */
+function maintenance(dir: string, script: string, args: string[]): void {
+  const docroot = mediawikiDir();
+  const result = spawnSync('php', [script, ...args], {
+    cwd: docroot,
+    env: { ...process.env, MW_CONFIG_FILE: join(dir, 'LocalSettings.php'), MW_INSTALL_PATH: docroot },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (result.status !== 0) throw new Error(`${script} ${args.join(' ')} failed (${result.status ?? result.error}):\n${result.stdout}\n${result.stderr}`);
 }
 
 function install(docroot: string, dir: string, baseUrl: string): string {
@@ -213,8 +228,9 @@ $wgShowExceptionDetails = true;
 $wgRateLimits = [];
 $wgAccountCreationThrottle = [];
 $wgPasswordAttemptThrottle = [];
-# Bot passwords and OAuth grants: no built-in grant includes userrights.
+# Bot passwords and OAuth grants: no built-in grant includes userrights, nor (in 1.39) hideuser.
 $wgGrantPermissions['editusergroups']['userrights'] = true;
+$wgGrantPermissions['oversight']['hideuser'] = true;
 # Jobs would otherwise run inside API requests and slow them down unpredictably.
 $wgJobRunRate = 0;
 # Debian bundles Renameuser (core only from 1.40); it writes renameuser log entries.

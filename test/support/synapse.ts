@@ -326,8 +326,9 @@ export async function startSynapse(options: SynapseOptions = {}): Promise<Synaps
 /** Synapse's client-server API for test assertions: any 200 answer as JSON, anything else fails the test. */
 export function clientApi(synapse: Pick<Synapse, 'baseUrl' | 'adminToken'>) {
   const enc = encodeURIComponent;
+  /** A client-server API call (`/rooms/…`), or any other when the path is absolute (`/_synapse/admin/…`). */
   async function call(token: string, method: string, path: string, body?: unknown): Promise<any> {
-    const response = await fetch(`${synapse.baseUrl}/_matrix/client/v3${path}`, {
+    const response = await fetch(`${synapse.baseUrl}${path.startsWith('/_') ? '' : '/_matrix/client/v3'}${path}`, {
       method,
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),

@@ -502,6 +502,83 @@ describe('ActionApiClient CentralAuth and GlobalBlocking', () => {
   });
 });
 
+describe('ActionApiClient with a bot password', () => {
+  /**
+   * A wiki as MediaWiki's session handling behaves: the login token request sets a session cookie,
+   * action=login (POST only) checks token and password, and `assert=user` fails once the session
+   * is forgotten (`forget()`, as when the session store is flushed or the session expires).
+   */
+  function sessionWiki() {
+    let sessions = 0;
+    let current: string | undefined;
+    const seen: { params: URLSearchParams; method: string; cookie: string | null }[] = [];
+    const fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      const params = init?.method === 'POST' ? new URLSearchParams(String(init.body)) : new URL(String(input)).searchParams;
+      const cookie = new Headers(init?.headers).get('cookie');
+      seen.push({ params, method: init?.method ?? 'GET', cookie });
+      const session = cookie?.match(/wiki_session=([^;]+)/)?.[1];
+      const json = (body: unknown, headers: Record<string, string> = {}) => new Response(JSON.stringify(body), { headers: { 'content-type': 'application/json', ...headers } });
+      if (params.get('meta') === 'tokens' && params.get('type') === 'login') {
+        const id = `s${++sessions}`;
+        return json({ batchcomplete: true, query: { tokens: { logintoken: `token-${id}+\\` } } }, { 'set-cookie': `wiki_session=${id}; path=/; HttpOnly` });
+      }
+      if (params.get('action') === 'login') {
+        if (init?.method !== 'POST') return json({ error: { code: 'mustbeposted', info: 'The "login" module requires a POST request.' } });
+        if (params.get('lgtoken') !== `token-${session}+\\`) return json({ login: { result: 'WrongToken' } });
+        if (params.get('lgpassword') !== 'p'.repeat(32)) return json({ login: { result: 'Failed', reason: 'Incorrect username or password entered. Please try again.' } });
+        current = session;
+        return json({ login: { result: 'Success', lguserid: 4, lgusername: 'Mirror bot' } }, { 'set-cookie': `wiki_session=${session}; path=/; HttpOnly` });
+      }
+      if (params.get('assert') === 'user' && (session === undefined || session !== current)) {
+        return json({ error: { code: 'assertuserfailed', info: 'You are no longer logged in, so the action could not be completed.' } });
+      }
+      return json({ batchcomplete: true, query: { blocks: [] } });
+    };
+    return {
+      seen,
+      forget: () => (current = undefined),
+      client: (password = 'p'.repeat(32)) =>
+        new ActionApiClient({ apiUrl: 'https://wiki.example/w/api.php', userAgent: 'test-agent/1 (tests@example.org)', fetch: fetch as typeof globalThis.fetch, login: { username: 'Mirror bot@mirror', password } }),
+    };
+  }
+
+  it('signs in once with a login token (password only in a POST body) and asserts the session on every request', async () => {
+    const wiki = sessionWiki();
+    const client = wiki.client();
+    await client.getBlocks(['Alice']);
+    await client.getBlocks(['Bob']);
+    assert.deepEqual(wiki.seen.map((r) => r.params.get('action') === 'login' ? 'login' : r.params.get('meta') ?? r.params.get('list')), ['tokens', 'login', 'blocks', 'blocks']);
+    const login = wiki.seen[1]!;
+    assert.equal(login.method, 'POST');
+    assert.equal(login.params.get('lgname'), 'Mirror bot@mirror');
+    assert.equal(login.cookie, 'wiki_session=s1', 'the login carries the session of its token');
+    assert.ok(wiki.seen.slice(0, 1).every((r) => !r.params.has('lgpassword')));
+    assert.ok(wiki.seen.slice(2).every((r) => r.params.get('assert') === 'user' && r.cookie === 'wiki_session=s1' && !r.params.has('lgpassword')));
+  });
+
+  it('signs in again when the wiki forgot the session, and the request is answered', async () => {
+    const wiki = sessionWiki();
+    const client = wiki.client();
+    await client.getBlocks(['Alice']);
+    wiki.forget();
+    assert.deepEqual(await client.getBlocks(['Bob']), []);
+    const kinds = wiki.seen.map((r) => (r.params.get('action') === 'login' ? 'login' : (r.params.get('meta') ?? r.params.get('list'))));
+    assert.deepEqual(kinds, ['tokens', 'login', 'blocks', 'blocks', 'tokens', 'login', 'blocks']);
+    assert.equal(wiki.seen.at(-1)!.cookie, 'wiki_session=s2');
+  });
+
+  it('a refused password is an error naming the account, without the password, and nothing is read anonymously', async () => {
+    const wiki = sessionWiki();
+    await rejectsWith(wiki.client('wrong-password-of-32-characters!').getBlocks(['Alice']), (err) => {
+      assert.equal(err.module, 'action=login');
+      assert.equal(err.apiCode, 'login-failed');
+      assert.match(err.message, /signing in as Mirror bot@mirror failed \(Failed\): Incorrect username or password/);
+      assert.doesNotMatch(err.message, /wrong-password/);
+    });
+    assert.ok(wiki.seen.every((r) => r.params.get('list') !== 'blocks'));
+  });
+});
+
 describe('buildUserAgent', () => {
   it('names the service, its version, the contact and the runtime', () => {
     assert.match(buildUserAgent('ops@example.org', '1.2.3'), /^wiki-matrix-sso\/1\.2\.3 \(ops@example\.org\) node\/\d+/);

@@ -76,8 +76,20 @@ describe('configuration', () => {
   });
 
   test('YAML syntax errors and duplicate keys are reported, not thrown raw', () => {
-    assert.match(problems('http:\n  port: [1\n')[0]!, /^YAML: /);
-    assert.match(problems(`${minimal}http: {}\nhttp: {}\n`)[0]!, /^YAML: .*unique/i);
+    assert.match(problems('http:\n  port: [1\n')[0]!, /^YAML: line 3, column 1: Flow sequence .* end with a \]$/);
+    assert.match(problems(`${minimal}http: {}\nhttp: {}\n`)[0]!, /^YAML: line 7, column 1: Map keys must be unique \(in "http: \{\}"\)$/);
+    assert.deepEqual(problems('oidc:\n  cookie_keys: x: y\n'), ['YAML: line 2, column 16: Nested mappings are not allowed in compact mappings (in "cookie_keys: x: y")']);
+  });
+
+  test('a bot password needs its name, User@botname, and is a secret', () => {
+    assert.deepEqual(problems(`${minimal}wiki:\n  api_user: Mirror@sso\n`), ['wiki.api_password: required with api_user: give api_password or api_password_file']);
+    assert.deepEqual(problems(`${minimal}wiki:\n  api_password: p\n`), ['wiki.api_user: required with api_password: the bot password name, User@botname']);
+    assert.deepEqual(problems(`${minimal}wiki:\n  api_user: Mirror\n  api_password: p\n`), ['wiki.api_user: expected a bot password name, User@botname (Special:BotPasswords)']);
+    const dir = mkdtempSync(join(tmpdir(), 'wms-config-'));
+    writeFileSync(join(dir, 'bot'), 'bot-password-from-a-file\n');
+    const config = parseConfig(`${minimal}wiki:\n  api_user: Mirror bot@sso\n  api_password_file: ${dir}/bot\n`, 'test.yaml');
+    assert.equal(config.wiki.api_password, 'bot-password-from-a-file');
+    assert.equal(JSON.stringify(redact(config)).includes('bot-password-from-a-file'), false);
   });
 
   test('redaction hides every secret and nothing else', () => {

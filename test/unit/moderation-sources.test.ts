@@ -202,10 +202,14 @@ describe('LogPoller with CentralAuth', () => {
   const entries: Record<string, unknown[]> = {
     block: [{ logid: 1, ns: 2, title: 'User:Vandal', params: { duration: 'infinity', flags: ['nocreate'], sitewide: true }, type: 'block', action: 'block', user: 'Admin', timestamp: '2026-11-27T12:00:01Z', comment: 'spam' }],
     rights: [],
+    renameuser: [{ logid: 6, ns: 2, title: 'User:Before', params: { olduser: 'Before', newuser: 'After', edits: 3 }, type: 'renameuser', action: 'renameuser', user: 'Bureaucrat', timestamp: '2026-11-27T12:00:01Z', comment: 'request' }],
     globalauth: [{ logid: 2, ns: 2, title: 'User:Locked@global', params: { added: ['locked'], removed: [] }, type: 'globalauth', action: 'setstatus', user: 'Steward', timestamp: '2026-11-27T12:00:02Z', comment: 'LTA' }],
     gblblock: [
       { logid: 3, ns: 2, title: 'User:Vandal', params: { expiry: 'infinity', flags: [] }, type: 'gblblock', action: 'gblock', user: 'Steward', timestamp: '2026-11-27T12:00:03Z', comment: 'x-wiki' },
       { logid: 4, ns: 2, title: 'User:#12', params: {}, type: 'gblblock', action: 'gunblock', user: 'Steward', timestamp: '2026-11-27T12:00:04Z', comment: '' },
+    ],
+    gblrename: [
+      { logid: 7, ns: -1, title: 'Special:CentralAuth/Новое имя', params: { olduser: 'Old name', newuser: 'Новое имя', movepages: true, suppressredirects: false }, type: 'gblrename', action: 'rename', user: 'Renamer', timestamp: '2026-11-27T12:00:06Z', comment: 'per request' },
     ],
     gblrights: [{ logid: 5, ns: 2, title: 'User:New steward', params: { oldGroups: [], newGroups: ['steward'], oldMetadata: [], newMetadata: [{ expiry: null }] }, type: 'gblrights', action: 'usergroups', user: 'Steward', timestamp: '2026-11-27T12:00:05Z', comment: '' }],
   };
@@ -214,15 +218,22 @@ describe('LogPoller with CentralAuth', () => {
     const { api, calls } = scriptedWiki((p) => ({ query: { logevents: entries[p.get('letype')!] } }));
     const cursors = new MemoryCursors();
     const poller = new LogPoller({ api, cursors, centralAuth: true, clock: () => new Date('2026-11-27T12:00:00.500Z'), initialLookbackMs: 0 });
-    assert.deepEqual(poller.types, ['block', 'rights', 'globalauth', 'gblblock', 'gblrights']);
+    assert.deepEqual(poller.types, ['block', 'rights', 'renameuser', 'globalauth', 'gblblock', 'gblrights', 'gblrename']);
     const poll = await poller.poll();
-    assert.deepEqual(poll.usernames, ['Vandal', 'Locked', 'New steward'], 'lock titles lose @global; autoblock ids are no users');
+    assert.deepEqual(
+      poll.usernames,
+      ['Vandal', 'Before', 'After', 'Locked', 'New steward', 'Новое имя', 'Old name'],
+      'lock titles lose @global; autoblock ids are no users; a rename names both names (the account is stored under the old one)',
+    );
+    assert.deepEqual(poll.events.find((e) => e.type === 'gblrename')!.details, { kind: 'rename', oldName: 'Old name', newName: 'Новое имя' });
     assert.deepEqual(calls.map((p) => [p.get('letype'), p.get('lestart')]), [
       ['block', '2026-11-27T12:00:00Z'],
       ['rights', '2026-11-27T12:00:00Z'],
+      ['renameuser', '2026-11-27T12:00:00Z'],
       ['globalauth', '2026-11-27T12:00:00Z'],
       ['gblblock', '2026-11-27T12:00:00Z'],
       ['gblrights', '2026-11-27T12:00:00Z'],
+      ['gblrename', '2026-11-27T12:00:00Z'],
     ]);
     assert.equal(cursors.values.size, 0, 'nothing is stored before the commit');
     await poll.commit();
@@ -232,7 +243,7 @@ describe('LogPoller with CentralAuth', () => {
 
   it('local logs only without CentralAuth', () => {
     const poller = new LogPoller({ api: scriptedWiki(() => ({})).api, cursors: new MemoryCursors(), centralAuth: false });
-    assert.deepEqual(poller.types, ['block', 'rights']);
+    assert.deepEqual(poller.types, ['block', 'rights', 'renameuser']);
   });
 
   it('refuses a stored cursor it cannot read, saying how to recover', async () => {
@@ -277,6 +288,21 @@ describe('moderation changes in recentchange events', () => {
     assert.equal(nameOf({ ...blockEvent(META, 'X'), namespace: -1, title: 'Special:GlobalBlockList/#12' }), undefined);
     assert.equal(nameOf({ ...blockEvent(META, '#12') }), undefined, 'autoblock');
     for (const junk of [null, 'text', 42, {}, { type: 'log' }, { ...blockEvent(META, 'X'), title: 7 }]) assert.equal(nameOf(junk), undefined);
+  });
+
+  it('a rename names the old name, under which the account is stored', () => {
+    const local = { ...blockEvent(META, 'Before'), log_type: 'renameuser', log_action: 'renameuser', log_params: { olduser: 'Before', newuser: 'After', edits: 0 } };
+    assert.equal(nameOf(local), 'Before');
+    const global = {
+      ...blockEvent(META, 'X'),
+      log_type: 'gblrename',
+      log_action: 'rename',
+      namespace: -1,
+      title: 'Special:CentralAuth/Новое имя',
+      log_params: { olduser: 'Old name', newuser: 'Новое имя', movepages: true, suppressredirects: false },
+    };
+    assert.equal(nameOf(global), 'Old name');
+    assert.equal(nameOf(global, { wiki: 'metawiki', centralAuth: false }), undefined, 'a global log without CentralAuth');
   });
 
   it('a global log counts whatever wiki the local filter names', () => {

@@ -9,7 +9,9 @@
 // - Log entries arrive as `type: "log"` with `log_type`, `log_action`, `log_params` (prefixes
 //   like `5::` stripped; `[]` when empty) and `title`, the target's user page in the wiki's own
 //   language (`User:Name`, `Benutzer:Name`), namespace 2. A global lock's title is
-//   `User:Name@global`; global blocks and global rights name `User:Name`.
+//   `User:Name@global`; global blocks and global rights name `User:Name`. A local rename names
+//   the old `User:Name`; a global rename (`gblrename/rename`) names `Special:CentralAuth/<new name>`,
+//   with the old one in `log_params.olduser`.
 // - `meta.domain` is `canary` for EventStreams' own monitoring events.
 // - The server drops connections from time to time; a resume id too old to honour is refused.
 import { EventSource } from 'eventsource';
@@ -51,9 +53,12 @@ export function moderationChange(event: unknown, filter: RecentChangeFilter): Mo
   const local = LOCAL.has(logType);
   if (!local && !(filter.centralAuth && GLOBAL.has(logType))) return undefined;
   if (local && filter.wiki !== undefined && wiki !== filter.wiki) return undefined;
+  // A global rename names Special:CentralAuth/<new name>; the account is stored under the old one.
+  const params = e.log_params as Record<string, unknown> | undefined;
+  const renamedFrom = logType === 'gblrename' && typeof params?.olduser === 'string' ? params.olduser : undefined;
   // Global blocks by id and suppressed targets are not user pages: nothing to reconcile by name.
-  if (namespace !== USER_NAMESPACE) return undefined;
-  const username = targetOfLogTitle(USER_NAMESPACE, title).trim();
+  if (namespace !== USER_NAMESPACE && renamedFrom === undefined) return undefined;
+  const username = (renamedFrom ?? targetOfLogTitle(USER_NAMESPACE, title)).trim();
   if (!username || username.startsWith('#') || username.includes('/')) return undefined;
   return { username, wiki, logType, logAction, logId: typeof e.log_id === 'number' ? e.log_id : null };
 }

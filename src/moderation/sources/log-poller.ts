@@ -134,6 +134,8 @@ function targets(events: readonly WikiLogEvent[]): string[] {
   const names = new Set<string>();
   for (const event of events) {
     if (event.target && !event.target.startsWith('#')) names.add(event.target);
+    // The account is stored under the old name until the rename is seen; its new name is read by id.
+    if (event.details.kind === 'rename') names.add(event.details.oldName).add(event.details.newName);
   }
   return [...names];
 }
