@@ -12,6 +12,7 @@ import type { MappedAccount } from '../../src/moderation/types.ts';
 import { ActionApiClient } from '../../src/wiki/action-api.ts';
 import { backends, type TestDatabase } from '../support/backends.ts';
 import { mediawikiAvailable, startWiki, type TestWiki } from '../support/mediawiki.ts';
+import { MemoryCursors } from '../support/memory-cursors.ts';
 import { skipUnless } from '../support/real-parts.ts';
 
 const WIKI = '127.0.0.1';
@@ -242,4 +243,31 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
       });
     });
   }
+});
+
+describe('a private wiki, read through a bot password', { skip: skipUnless(mediawikiAvailable()) }, () => {
+  let wiki: TestWiki;
+  before(async () => {
+    wiki = await startWiki({ settings: "$wgGroupPermissions['*']['read'] = false;" });
+  });
+  after(async () => {
+    await wiki?.stop();
+  });
+
+  it('anonymously nothing can be read; signed in, the state and the logs are', async () => {
+    const { userId } = await wiki.createUser('Приватный вандал', 'private-vandal-password-1');
+    const account = mapped('Приватный вандал', String(userId));
+    const anonymous = new ActionApiClient({ apiUrl: wiki.apiUrl, userAgent: 'wiki-matrix-sso-tests/0 (test suite)' });
+    await assert.rejects(fetchWikiState([account], { api: anonymous, wiki: WIKI, centralAuth: false }), /readapidenied/);
+
+    const login = await wiki.createBotPassword(wiki.adminName, { appId: 'mirror', grants: ['basic'] });
+    const api = new ActionApiClient({ apiUrl: wiki.apiUrl, userAgent: 'wiki-matrix-sso-tests/0 (test suite)', login });
+    const cursors = new MemoryCursors();
+    const poller = new LogPoller({ api, cursors, centralAuth: false, initialLookbackMs: 60_000 });
+    const { id } = await wiki.block('Приватный вандал', { reason: 'spam' });
+    const state = await fetchWikiState([account], { api, wiki: WIKI, centralAuth: false });
+    assert.deepEqual(state.users[0]!.blocks.map((b) => b.id), [id]);
+    const polled = await poller.poll();
+    assert.ok(polled.usernames.includes('Приватный вандал'), polled.usernames.join(', '));
+  });
 });

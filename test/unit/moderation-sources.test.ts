@@ -4,7 +4,6 @@
 // events name a user.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { SyncCursorStore } from '../../src/moderation/sources/cursors.ts';
 import { moderationChange } from '../../src/moderation/sources/event-streams.ts';
 import { LogPoller, logCursorName } from '../../src/moderation/sources/log-poller.ts';
 import { WikiStateError, fetchWikiState, nameKey } from '../../src/moderation/sources/wiki-state.ts';
@@ -22,6 +21,7 @@ import {
   lockEvent,
   rightsEvent,
 } from '../support/eventstreams-double.ts';
+import { MemoryCursors } from '../support/memory-cursors.ts';
 
 const WIKI = 'meta.wikimedia.org';
 const mapped = (username: string, centralId: string): MappedAccount => ({ wiki: WIKI, centralId, username, localpart: username.toLowerCase().replace(/ /g, '_') });
@@ -187,15 +187,6 @@ describe('fetchWikiState with CentralAuth', () => {
   });
 });
 
-class MemoryCursors implements SyncCursorStore {
-  readonly values = new Map<string, unknown>();
-  async get(name: string) {
-    return structuredClone(this.values.get(name));
-  }
-  async set(values: ReadonlyMap<string, unknown> | Record<string, unknown>) {
-    for (const [k, v] of values instanceof Map ? values : Object.entries(values)) this.values.set(k, structuredClone(v));
-  }
-}
 
 describe('LogPoller with CentralAuth', () => {
   // list=logevents entries as the API gives them for each log type (formatversion=2).
