@@ -21,6 +21,8 @@ const tiers: Tier[] = [
   { name: 'unit', dir: 'test/unit', missing: () => undefined },
   { name: 'integration', dir: 'test/integration', missing: () => undefined },
   { name: 'e2e', dir: 'test/e2e', missing: () => undefined },
+  // Real parts made to fail (a homeserver stopped, a database restarted, a network gone quiet).
+  { name: 'faults', dir: 'test/faults', missing: () => undefined },
 ];
 
 function files(dir: string): string[] {

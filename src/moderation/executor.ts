@@ -4,7 +4,10 @@
 // Every action leaves an audit entry; an action that succeeded also updates the ownership
 // records, in the same transaction, right away. So a pass cut short (crash, shutdown, rate limit)
 // leaves records that say exactly what was done, and the next pass plans the rest: nothing
-// twice, nothing missed.
+// twice, nothing missed. Between a change and its record a crash can still fall: room state tells
+// who placed a ban (and with which reason), so reconcile adopts such a ban, but a power levels
+// event does not say which of its entries are the service's. So a power levels change is written
+// down first (an intent); the next pass reads the room and records the change if it is there.
 import { randomUUID } from 'node:crypto';
 import type { Database, Queryable } from '../db/index.ts';
 import type { Logger } from '../log.ts';
@@ -90,6 +93,7 @@ const NOTICE_MAX_LINES = 20;
 interface PendingCommit {
   actions: Action[];
   audit: AuditEntry[];
+  settles: string[];
 }
 
 export class ModerationExecutor {
@@ -134,10 +138,13 @@ export class ModerationExecutor {
     const at = this.#clock();
     const rooms = await this.#resolveRooms();
     const desired = policy(state, rooms.config, { now: at, serverName: this.#serverName });
-    const records = desired.scope === 'all' ? await this.#store.load() : await this.#store.load({ userIds: desired.scope });
+    const load = () => (desired.scope === 'all' ? this.#store.load() : this.#store.load({ userIds: desired.scope }));
+    const records = await load();
     const { actual, unreachableRooms } = await this.#actual(desired, records);
-    const actions = [...rooms.problems, ...reconcile(desired, actual, records, { now: at })];
-    return { passId: this.#passId(), full: desired.scope === 'all', at, desired, records, actions, unreachableRooms };
+    const passId = this.#passId();
+    const settled = !this.#dryRun && (await this.#settleIntents(actual, desired, passId)) ? await load() : records;
+    const actions = [...rooms.problems, ...reconcile(desired, actual, settled, { now: at })];
+    return { passId, full: desired.scope === 'all', at, desired, records: settled, actions, unreachableRooms };
   }
 
   /** Plans and carries out a pass. */
@@ -165,10 +172,15 @@ export class ModerationExecutor {
       }
       // A deposed leader stops here, before touching Matrix (the error ends the pass).
       if (action.kind !== 'report' && !this.#dryRun) await this.#verify?.();
+      const intent = action.kind === 'set_power_levels' && !this.#dryRun ? await this.#store.intend(plan.passId, action, this.#fence) : undefined;
       const { result, commit, stopPass } = await this.#execute(action);
       const audit = auditEntries(action, result, { passId: plan.passId, at: this.#clock(), dryRun: this.#dryRun, records });
-      if (commit) records = await this.#commit(records, action, audit);
-      else await this.#audit.append(audit);
+      if (commit) records = await this.#commit(records, action, audit, intent);
+      else {
+        await this.#audit.append(audit);
+        // Refused, the change is not in the room; unanswered, it may be: the next pass reads the room.
+        if (intent !== undefined && !stopPass) await this.#store.dropIntent(intent);
+      }
       results.push(result);
       if (stopPass) {
         // The action that hit the limit or the outage is undone too.
@@ -273,11 +285,12 @@ export class ModerationExecutor {
    * written before anything else is planned: without its record, the service would not know it
    * placed that ban or level and would never lift it.
    */
-  async #commit(records: OwnershipRecords, action: Action, audit: AuditEntry[]): Promise<OwnershipRecords> {
+  async #commit(records: OwnershipRecords, action: Action, audit: AuditEntry[], intent: string | undefined): Promise<OwnershipRecords> {
+    const settles = intent === undefined ? [] : [intent];
     try {
-      return await this.#store.apply(records, [action], audit, this.#fence);
+      return await this.#store.apply(records, [action], audit, this.#fence, settles);
     } catch (error) {
-      this.#pending.push({ actions: [action], audit });
+      this.#pending.push({ actions: [action], audit, settles });
       throw error;
     }
   }
@@ -285,9 +298,42 @@ export class ModerationExecutor {
   async #flushPending(): Promise<void> {
     while (this.#pending.length > 0) {
       const next = this.#pending[0]!;
-      await this.#store.apply(await this.#store.load(), next.actions, next.audit, this.#fence);
+      await this.#store.apply(await this.#store.load(), next.actions, next.audit, this.#fence, next.settles);
       this.#pending.shift();
     }
+  }
+
+  /**
+   * Power levels changes written down by a pass that was cut short: each is recorded when the
+   * room shows every entry it set (the change was made), and dropped when it does not (it never
+   * reached the homeserver; this pass plans it again) or when the room is no longer managed. A
+   * room that could not be read keeps its intents for a later pass.
+   */
+  async #settleIntents(actual: ActualState, desired: DesiredState, passId: string): Promise<boolean> {
+    const managed = new Set(desired.rooms.map((r) => r.roomId));
+    let recorded = false;
+    for (const intent of await this.#store.intents()) {
+      const { action } = intent;
+      const snapshot = actual.rooms.get(action.roomId);
+      if (managed.has(action.roomId) && snapshot === undefined) continue;
+      const users = snapshot?.powerLevels.users ?? {};
+      const made = snapshot !== undefined && action.changes.every((c) => (users[c.userId] ?? null) === c.to);
+      if (!made) {
+        await this.#store.dropIntent(intent.id);
+        this.#log.info({ passId, roomId: action.roomId, interruptedPass: intent.passId }, 'a power levels change of an interrupted pass is not in the room: planned again');
+        continue;
+      }
+      // The records the change touches, whatever this pass's scope.
+      const before = await this.#store.load({ userIds: action.changes.map((c) => c.userId), roomIds: [action.roomId] });
+      const audit = auditEntries(action, { action, outcome: 'applied' }, { passId, at: this.#clock(), dryRun: false, records: before }).map((e) => ({
+        ...e,
+        detail: { ...e.detail, confirmed: `found in the room after pass ${intent.passId} was cut short` },
+      }));
+      await this.#store.apply(before, [action], audit, this.#fence, [intent.id]);
+      recorded = true;
+      this.#log.info({ passId, roomId: action.roomId, interruptedPass: intent.passId }, 'a power levels change of an interrupted pass is in the room: recorded');
+    }
+    return recorded;
   }
 
   async #notify(results: ActionResult[]): Promise<string | undefined> {

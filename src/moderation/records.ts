@@ -5,7 +5,7 @@
 // what was really done, and the next pass plans the rest.
 import type { Database, Queryable } from '../db/index.ts';
 import { recordsAfter } from './reconcile.ts';
-import type { Action, ActionKind, OwnershipRecords, RecordRef, WikiCause } from './types.ts';
+import type { Action, ActionKind, LevelChange, OwnershipRecords, RecordRef, WikiCause } from './types.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Causes as JSON
@@ -129,6 +129,15 @@ function toRecords(rows: { kind: RecordKind; room_id: string; key: string; user_
   return records;
 }
 
+export type LevelsAction = Extract<Action, { kind: 'set_power_levels' }>;
+
+/** A power levels change written down before it was made (`moderation_intents`). */
+export interface Intent {
+  id: string;
+  passId: string;
+  action: LevelsAction;
+}
+
 export interface RecordFilter {
   /** Only records about these Matrix IDs (the entity, for policy rules). */
   userIds?: Iterable<string>;
@@ -175,9 +184,16 @@ export class ModerationRecordStore {
 
   /**
    * Writes what `actions` (all of them succeeded) change in `before`, and `audit` entries with
-   * them, in one transaction, which `fence` may refuse. Returns the records after.
+   * them, in one transaction, which `fence` may refuse; the intents they settle go with it.
+   * Returns the records after.
    */
-  async apply(before: OwnershipRecords, actions: readonly Action[], audit: readonly AuditEntry[] = [], fence?: (tx: Queryable) => Promise<void>): Promise<OwnershipRecords> {
+  async apply(
+    before: OwnershipRecords,
+    actions: readonly Action[],
+    audit: readonly AuditEntry[] = [],
+    fence?: (tx: Queryable) => Promise<void>,
+    settles: readonly string[] = [],
+  ): Promise<OwnershipRecords> {
     const after = recordsAfter(before, actions);
     const changes = recordChanges(before, after);
     await this.#db.transaction(async (tx) => {
@@ -185,8 +201,35 @@ export class ModerationRecordStore {
       await fence?.(tx);
       await this.#write(tx, changes);
       await appendAudit(tx, audit);
+      if (settles.length > 0) await tx.query('DELETE FROM moderation_intents WHERE id = ANY($1::bigint[])', [settles]);
     });
     return after;
+  }
+
+  /** Writes down a power levels change about to be made; returns the intent's id. */
+  async intend(passId: string, action: LevelsAction, fence?: (tx: Queryable) => Promise<void>): Promise<string> {
+    const stored = { ...action, changes: action.changes.map((c) => ({ ...c, cause: causeToJson(c.cause) })) };
+    return this.#db.transaction(async (tx) => {
+      await fence?.(tx);
+      const { rows } = await tx.query<{ id: string }>('INSERT INTO moderation_intents (pass_id, room_id, action, created_at) VALUES ($1, $2, $3, $4) RETURNING id::text AS id', [
+        passId, action.roomId, JSON.stringify(stored), this.#clock(),
+      ]);
+      return rows[0]!.id;
+    });
+  }
+
+  /** The changes written down and never settled: a pass that made them (or not) was cut short. */
+  async intents(): Promise<Intent[]> {
+    const { rows } = await this.#db.query<{ id: string; pass_id: string; action: Record<string, unknown> }>('SELECT id::text AS id, pass_id, action FROM moderation_intents ORDER BY id');
+    return rows.map((row) => {
+      const action = row.action as unknown as Omit<LevelsAction, 'changes'> & { changes: (Omit<LevelChange, 'cause'> & { cause: unknown })[] };
+      return { id: row.id, passId: row.pass_id, action: { ...action, changes: action.changes.map((c) => ({ ...c, cause: causeFromJson(c.cause) })) } };
+    });
+  }
+
+  /** An intent whose change never reached the homeserver. */
+  async dropIntent(id: string): Promise<void> {
+    await this.#db.query('DELETE FROM moderation_intents WHERE id = $1::bigint', [id]);
   }
 
   async #write(q: Queryable, { upserts, deletes }: RecordChanges): Promise<void> {

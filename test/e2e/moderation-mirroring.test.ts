@@ -20,28 +20,12 @@ import { ModerationAuditLog, ModerationRecordStore, emptyRecords } from '../../s
 import { backends, type TestDatabase } from '../support/backends.ts';
 import { run, start, type Running } from '../support/cli.ts';
 import { mediawikiAvailable, startWiki, type TestWiki } from '../support/mediawiki.ts';
+import { IDP, WIKI_ID, eventually } from '../support/mirror-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { startSynapse, synapseAvailable, type RegisteredUser, type Synapse, clientApi } from '../support/synapse.ts';
 
-const WIKI_ID = 'test.wiki';
 const unavailable = mediawikiAvailable() ?? synapseAvailable();
 const enc = encodeURIComponent;
-
-/** Polls `check` until it returns a value other than undefined, for at most `timeoutMs`. */
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
 
 for (const backend of backends()) describe(`moderation mirroring end to end (${backend.name})`, { skip: skipUnless(unavailable), timeout: 150_000 }, () => {
   let wiki: TestWiki;
@@ -55,8 +39,7 @@ for (const backend of backends()) describe(`moderation mirroring end to end (${b
   let worker: Running | undefined;
   /** Matrix users by wiki username. */
   const users = new Map<string, RegisteredUser>();
-  const NAMES = ['Vandal', 'Hand', 'Partial', 'Sysop', 'Expiring', 'Crash', 'Quiet', 'Renamed'];
-  const IDP = 'oidc-wikimedia';
+  const NAMES = ['Vandal', 'Hand', 'Partial', 'Sysop', 'Expiring', 'Crash', 'Promoted', 'Quiet', 'Renamed'];
 
   const call: ReturnType<typeof clientApi>['call'] = (...args) => clientApi(synapse).call(...args);
   const admin: ReturnType<typeof clientApi>['admin'] = (...args) => clientApi(synapse).admin(...args);
@@ -283,6 +266,31 @@ for (const backend of backends()) describe(`moderation mirroring end to end (${b
       assert.deepEqual(new Set(applied.map((e) => e.roomId)), new Set(rooms), 'a ban audited in every room');
       assert.deepEqual((await new ModerationRecordStore(database).load({ userIds: [crash] })).bans, []);
     });
+  });
+
+  test('a worker killed while setting power levels and restarted leaves one change per room, each recorded', async () => {
+    const plEvents = () => Promise.all(rooms.map(async (room) => (await timeline(room, 'm.room.power_levels')).length));
+    const before = await plEvents();
+    const w = startWorker();
+    await w.waitFor(/moderation pass done/, 30_000);
+    const mark = w.mark();
+    await wiki.userrights('Promoted', { add: ['sysop'] });
+    await w.waitFor(/"kind":"set_power_levels"/, 20_000, mark);
+    w.child.kill('SIGKILL');
+    await w.exited;
+    worker = undefined;
+
+    const restarted = startWorker();
+    await restarted.waitFor(/moderation pass done/, 30_000);
+    await eventually('level 50 everywhere', async () => ((await levels('Promoted')).every((l) => l === 50) ? true : undefined));
+    await sleep(1_500); // a few more polls: nothing more happens
+    assert.deepEqual(await plEvents(), before.map((n) => n + 1), 'one power levels event per room');
+
+    // Each change has its record (or was found in the room and given one): removing the group takes the level back.
+    await wiki.userrights('Promoted', { remove: ['sysop'] });
+    await eventually('level removed everywhere', async () => ((await levels('Promoted')).every((l) => l === undefined) ? true : undefined));
+    assert.deepEqual(await plEvents(), before.map((n) => n + 2));
+    await stopWorker();
   });
 
   test('sync --dry-run plans the ban and changes nothing', async () => {

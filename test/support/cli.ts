@@ -16,8 +16,13 @@ export interface Finished {
 export interface Running {
   child: ChildProcessWithoutNullStreams;
   output(): string;
-  /** Resolves when the output (stdout + stderr) matches, rejects after timeoutMs or on exit. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /**
+   * Resolves when the output (stdout + stderr) matches, rejects after timeoutMs or on exit. With
+   * `after` (a `mark()`), only stdout written since then is looked at.
+   */
+  waitFor(pattern: RegExp, timeoutMs?: number, after?: number): Promise<string>;
+  /** Where stdout ends now, for `waitFor(…, after)`. */
+  mark(): number;
   exited: Promise<Finished>;
 }
 
@@ -33,11 +38,12 @@ export function start(args: string[], env: Record<string, string | undefined> = 
     child,
     exited,
     output: () => stdout + stderr,
-    waitFor(pattern, timeoutMs = 20_000) {
+    mark: () => stdout.length,
+    waitFor(pattern, timeoutMs = 20_000, after) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => done(new Error(`timed out waiting for ${pattern}; output so far:\n${stdout}${stderr}`)), timeoutMs);
         const check = () => {
-          const m = pattern.exec(stdout + stderr);
+          const m = pattern.exec(after === undefined ? stdout + stderr : stdout.slice(after));
           if (m) done(undefined, m[0]);
           else if (child.exitCode !== null) done(new Error(`exited with ${child.exitCode} before ${pattern}:\n${stdout}${stderr}`));
         };

@@ -64,6 +64,10 @@ export interface Synapse extends SynapseAddress {
    * call twice.
    */
   stop(options?: { keepFiles?: boolean }): Promise<void>;
+  /** Stops the server (SIGTERM, or SIGKILL with `kill`), keeping its files: an outage. */
+  pause(options?: { kill?: boolean }): Promise<void>;
+  /** Starts the paused server again on the same port, with the same config and database. */
+  resume(): Promise<void>;
 }
 
 export function synapseVenv(): string {
@@ -239,20 +243,24 @@ async function matrixJson(url: string, init: RequestInit & { token?: string } = 
   return text ? JSON.parse(text) : {};
 }
 
-function stopper(child: ChildProcess, dir: string): Synapse['stop'] {
-  const killNow = () => child.kill('SIGKILL');
+/** Ends the process: SIGTERM (or SIGKILL), then SIGKILL after 10 s. */
+async function end(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  const hard = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(hard);
+}
+
+function stopper(current: () => ChildProcess, dir: string): Synapse['stop'] {
+  const killNow = () => current().kill('SIGKILL');
   process.once('exit', killNow);
   let stopping: Promise<void> | undefined;
   return (options = {}) => {
     const keep = options.keepFiles || process.env.WMS_KEEP_SYNAPSE === '1';
     stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        const hard = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(hard);
-      }
+      await end(current());
       process.removeListener('exit', killNow);
       if (!keep) await rm(dir, { recursive: true, force: true });
     })();
@@ -274,15 +282,25 @@ export async function startSynapse(options: SynapseOptions = {}): Promise<Synaps
   await writeFile(join(dir, 'signing.key'), signingKey(), { mode: 0o600 });
 
   const logPath = join(dir, 'homeserver.log');
-  const log = openSync(logPath, 'a');
-  const python = join(synapseVenv(), 'bin', 'python');
-  const child = spawn(python, ['-c', LAUNCHER, '--config-path', configPath], {
-    cwd: dir,
-    env: childEnv(options.trustedCaFile),
-    stdio: ['ignore', log, log],
-  });
-  closeSync(log);
-  const stop = stopper(child, dir);
+  const launch = (): ChildProcess => {
+    const log = openSync(logPath, 'a');
+    const python = join(synapseVenv(), 'bin', 'python');
+    const spawned = spawn(python, ['-c', LAUNCHER, '--config-path', configPath], {
+      cwd: dir,
+      env: childEnv(options.trustedCaFile),
+      stdio: ['ignore', log, log],
+    });
+    closeSync(log);
+    return spawned;
+  };
+  let child = launch();
+  const stop = stopper(() => child, dir);
+  const pause: Synapse['pause'] = (opts = {}) => end(child, opts.kill ? 'SIGKILL' : 'SIGTERM');
+  const resume: Synapse['resume'] = async () => {
+    if (child.exitCode === null && child.signalCode === null) throw new Error('resume: Synapse is running; pause it first');
+    child = launch();
+    await waitForHealth(address.baseUrl, child, logPath, options.startTimeoutMs ?? 60_000);
+  };
 
   try {
     await waitForHealth(address.baseUrl, child, logPath, options.startTimeoutMs ?? 60_000);
@@ -315,6 +333,8 @@ export async function startSynapse(options: SynapseOptions = {}): Promise<Synaps
       registerUser,
       login,
       stop,
+      pause,
+      resume,
     };
   } catch (error) {
     // Keep the log: the error message quotes its tail, and the folder is gone after stop().

@@ -204,6 +204,43 @@ describe('moderation executor', () => {
     assert.equal(third.results.length, 0);
   });
 
+  test('killed between a power levels change and its record: the next pass finds it in the room and records it, so the level is taken back later', async () => {
+    let fences = 0;
+    // The first fence guards the intent, the second the record: the process dies in between.
+    const dying = executor({
+      fence: async () => {
+        fences += 1;
+        if (fences === 2) throw new Error('process killed');
+      },
+    });
+    await assert.rejects(dying.run(wiki([sysop])), /process killed/);
+    assert.equal(matrix.writes('setPowerLevels').length, 1, 'the change reached the room');
+    assert.equal((await records()).levels.length, 0, 'but not its record');
+
+    const next = await executor().run(wiki([sysop]));
+    assert.equal(matrix.writes('setPowerLevels').length, 3, 'the other two rooms, not the first again');
+    assert.equal((await records()).levels.length, 3);
+    const confirmed = (await audit()).filter((e) => e.detail.confirmed !== undefined);
+    assert.deepEqual(confirmed.map((e) => [e.kind, e.outcome, e.userId]), [['set_power_levels', 'applied', mxid('sysop')]]);
+    assert.equal(next.deferred, 0);
+
+    await executor().run(wiki([user('sysop')]));
+    for (const roomId of ROOMS) assert.equal(matrix.rooms.get(roomId)!.powerLevels.users?.[mxid('sysop')], undefined, `level taken back in ${roomId}`);
+  });
+
+  test('killed after writing down a power levels change, before making it: the next pass makes it', async () => {
+    matrix.fail = (call) => (call.method === 'setPowerLevels' ? new Error('process killed') : undefined);
+    await assert.rejects(executor().run(wiki([sysop])), /process killed/);
+    assert.equal(matrix.writes('setPowerLevels').length, 0);
+    matrix.fail = () => undefined;
+    await executor().run(wiki([sysop]));
+    assert.equal(matrix.writes('setPowerLevels').length, 3);
+    assert.equal((await records()).levels.length, 3);
+    assert.equal((await audit()).filter((e) => e.detail.confirmed !== undefined).length, 0, 'nothing is taken as made that was not');
+    const { rows } = await db.query('SELECT 1 FROM moderation_intents');
+    assert.equal(rows.length, 0, 'no intent is left behind');
+  });
+
   test('dry run: changes nothing, records nothing, audits dry_run, posts nothing', async () => {
     const dry = new DryRunGateway(matrix, silent);
     const result = await executor({ gateway: dry }).run(wiki([blocked, sysop]));
