@@ -7,7 +7,10 @@ import { WikiProfileStore } from '../login/store.ts';
 import { explicitGroups } from '../wiki/action-api-results.ts';
 
 export interface WhoisAnswer {
+  /** The Matrix ID the homeserver reported for the account, or else the one the service proposed. */
   matrix_id: string;
+  /** Only when the homeserver gave another ID than `@<localpart>:<server>`. */
+  proposed_matrix_id?: string;
   wiki: string;
   central_id: string;
   username: string;
@@ -25,13 +28,15 @@ export async function whois(db: Database, config: Config, query: string): Promis
   const accounts = accountRepository(db, config);
   const mxid = /^@([^:]+):(.+)$/.exec(query);
   const account: Account | undefined =
-    mxid ? (mxid[2] === serverName ? await accounts.findByLocalpart(mxid[1]!) : undefined)
+    mxid ? ((await accounts.findByMatrixUserId(query)) ?? (mxid[2] === serverName ? await accounts.findByLocalpart(mxid[1]!) : undefined))
     : /^[1-9][0-9]*$/.test(query) ? ((await accounts.findByCentralId(wiki, query)) ?? (await accounts.findByUsername(wiki, query)))
     : ((await accounts.findByUsername(wiki, query)) ?? (/^[a-z0-9._=/+-]+$/.test(query) ? await accounts.findByLocalpart(query) : undefined));
   if (!account) return undefined;
   const profile = await new WikiProfileStore(db).find(account.wiki, account.centralId);
+  const proposed = `@${account.localpart}:${serverName}`;
   return {
-    matrix_id: `@${account.localpart}:${serverName}`,
+    matrix_id: account.matrixUserId ?? proposed,
+    ...(account.matrixUserId && account.matrixUserId !== proposed && { proposed_matrix_id: proposed }),
     wiki: account.wiki,
     central_id: account.centralId,
     username: account.username,

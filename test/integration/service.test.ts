@@ -171,19 +171,27 @@ describe('command line', () => {
     assert.match(after[3]!, /retired, published until \d{4}-/);
   });
 
-  test('whois finds an account by username, Matrix ID, localpart or central id', async () => {
+  test('whois finds an account by username, Matrix ID, localpart or central id, and reports the homeserver\'s Matrix ID', async () => {
     const dataDir = tmp();
     const config = writeConfig(`database:\n  data_dir: ${dataDir}\n`);
     const db = await openDatabase({ dataDir, poolMax: 1, connectTimeoutSeconds: 5 });
     await migrate(db);
     const accounts = new PostgresAccountRepository(db, { clock: () => new Date('2026-01-02T03:04:05Z'), localparts: new LocalpartPolicy({ serverName: 'localhost' }) });
     await accounts.upsertOnLogin({ wiki: 'meta.wikimedia.org', centralId: '4242', username: 'Jimbo Wales' });
+    // Synapse suffixed this one (its localpart was taken by a user the service does not know).
+    await accounts.upsertOnLogin({ wiki: 'meta.wikimedia.org', centralId: '4343', username: 'Taken' });
+    await accounts.recordMatrixUserId('meta.wikimedia.org', '4343', '@taken1:localhost');
     await db.close();
     for (const query of ['Jimbo Wales', 'jimbo_Wales', '@jimbo_wales:localhost', 'jimbo_wales', '4242']) {
       const found = await run(['whois', query, '--config', config]);
       assert.equal(found.code, 0, `${query}: ${found.stderr}`);
       assert.match(found.stdout, /^matrix_id: "@jimbo_wales:localhost"\n/);
       assert.match(found.stdout, /central_id: "4242"/);
+    }
+    for (const query of ['Taken', '@taken1:localhost', '4343']) {
+      const found = await run(['whois', query, '--config', config]);
+      assert.equal(found.code, 0, `${query}: ${found.stderr}`);
+      assert.match(found.stdout, /^matrix_id: "@taken1:localhost"\nproposed_matrix_id: "@taken:localhost"\n/, 'the homeserver\'s ID, not the proposed one');
     }
     const missing = await run(['whois', '@jimbo_wales:elsewhere.org', '--config', config]);
     assert.equal(missing.code, 1);
