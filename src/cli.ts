@@ -12,7 +12,7 @@ import { ConfigError, configPath, loadConfigFile, redact, type Config, type Envi
 import { createLogger, type Logger } from './log.ts';
 import { SigningKeyStore } from './oidc/keys.ts';
 import { runSync } from './commands/sync.ts';
-import { whois } from './commands/whois.ts';
+import { lookUp } from './commands/whois.ts';
 
 const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
 
@@ -140,18 +140,13 @@ const commands: Record<string, Command> = {
       const query = positionals.join(' ').trim();
       if (!query) throw new UsageError('say whom to look up');
       const config = load(values);
-      const db = await openMigratedDatabase(config, createLogger('warn'));
-      try {
-        const account = await whois(db, config, query);
-        if (!account) {
-          process.stdout.write(`no account matches "${query}"\n`);
-          return 1;
-        }
-        process.stdout.write(YAML.stringify(account));
-        return 0;
-      } finally {
-        await db.close();
+      const account = await lookUp(config, createLogger('warn'), query);
+      if (!account) {
+        process.stdout.write(`no account matches "${query}"\n`);
+        return 1;
       }
+      process.stdout.write(YAML.stringify(account));
+      return 0;
     },
   },
   'keys list': {

@@ -1,5 +1,7 @@
+import { adminApiRoutes } from '../admin/api.ts';
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
+import type Router from '@koa/router';
 import { createApp } from '../http/app.ts';
 import { listen, type RunningServer } from '../http/server.ts';
 import type { Logger } from '../log.ts';
@@ -38,7 +40,7 @@ export async function startService(config: Config, log: Logger, options: Service
       ...(config.http.tls && config.http.hsts_max_age > 0 && { hsts: `max-age=${config.http.hsts_max_age}` }),
       keys: config.oidc.cookie_keys,
       middleware: oidc.middleware,
-      routes: oidc.routes,
+      routes: routesOf(oidc.routes, adminApiRoutes({ config, db })),
       fallback: oidc.fallback,
     });
     running = await listen(app, config.http.host, config.http.port, config.http.tls);
@@ -59,5 +61,11 @@ export async function startService(config: Config, log: Logger, options: Service
       await db.close();
       log.info('stopped');
     },
+  };
+}
+
+function routesOf(...parts: (((router: Router) => void) | undefined)[]): (router: Router) => void {
+  return (router) => {
+    for (const add of parts) add?.(router);
   };
 }

@@ -1,49 +1,50 @@
-// `whois`: who is behind a wiki username, a Matrix ID or a central user id, for moderators and operators.
+// `whois`: looks the account up in the database, or, when a running `serve` holds the embedded
+// database (PGlite admits one process), asks that service through its admin API.
+import { ADMIN_API } from '../admin/api.ts';
+import { whois, type WhoisAnswer } from '../admin/whois.ts';
 import type { Config } from '../config/load.ts';
-import type { Database } from '../db/index.ts';
-import { accountRepository, wikiIdOf } from '../compose.ts';
-import type { Account } from '../identity/accounts.ts';
-import { WikiProfileStore } from '../login/store.ts';
-import { explicitGroups } from '../wiki/action-api-results.ts';
+import { DatabaseError } from '../db/index.ts';
+import type { Logger } from '../log.ts';
+import { openMigratedDatabase } from './common.ts';
 
-export interface WhoisAnswer {
-  /** The Matrix ID the homeserver reported for the account, or else the one the service proposed. */
-  matrix_id: string;
-  /** Only when the homeserver gave another ID than `@<localpart>:<server>`. */
-  proposed_matrix_id?: string;
-  wiki: string;
-  central_id: string;
-  username: string;
-  display_name: string;
-  localpart_set_by?: string;
-  created: string;
-  last_login?: string;
-  groups?: string[];
-  edit_count?: number;
+export async function lookUp(config: Config, log: Logger, query: string, fetchImpl: typeof globalThis.fetch = fetch): Promise<WhoisAnswer | undefined> {
+  let db;
+  try {
+    db = await openMigratedDatabase(config, log);
+  } catch (error) {
+    if (!(error instanceof DatabaseError) || error.code !== 'in_use') throw error;
+    return askService(config, query, error, fetchImpl);
+  }
+  try {
+    return await whois(db, config, query);
+  } finally {
+    await db.close();
+  }
 }
 
-export async function whois(db: Database, config: Config, query: string): Promise<WhoisAnswer | undefined> {
-  const wiki = wikiIdOf(config);
-  const serverName = config.matrix.server_name;
-  const accounts = accountRepository(db, config);
-  const mxid = /^@([^:]+):(.+)$/.exec(query);
-  const account: Account | undefined =
-    mxid ? ((await accounts.findByMatrixUserId(query)) ?? (mxid[2] === serverName ? await accounts.findByLocalpart(mxid[1]!) : undefined))
-    : /^[1-9][0-9]*$/.test(query) ? ((await accounts.findByCentralId(wiki, query)) ?? (await accounts.findByUsername(wiki, query)))
-    : ((await accounts.findByUsername(wiki, query)) ?? (/^[a-z0-9._=/+-]+$/.test(query) ? await accounts.findByLocalpart(query) : undefined));
-  if (!account) return undefined;
-  const profile = await new WikiProfileStore(db).find(account.wiki, account.centralId);
-  const proposed = `@${account.localpart}:${serverName}`;
-  return {
-    matrix_id: account.matrixUserId ?? proposed,
-    ...(account.matrixUserId && account.matrixUserId !== proposed && { proposed_matrix_id: proposed }),
-    wiki: account.wiki,
-    central_id: account.centralId,
-    username: account.username,
-    display_name: account.displayName,
-    ...(account.localpartOverride && { localpart_set_by: account.localpartOverride.actor }),
-    created: account.createdAt.toISOString(),
-    ...(account.lastLoginAt && { last_login: account.lastLoginAt.toISOString() }),
-    ...(profile && { groups: explicitGroups(profile.groups), edit_count: profile.editCount }),
-  };
+async function askService(config: Config, query: string, inUse: DatabaseError, fetchImpl: typeof globalThis.fetch): Promise<WhoisAnswer | undefined> {
+  if (!config.admin.token) {
+    throw new Error(`${inUse.message}. To look people up while it runs, set admin.token (or admin.token_file) and restart serve: whois then asks it.`);
+  }
+  const base = serviceUrl(config);
+  let response: Response;
+  try {
+    response = await fetchImpl(`${base}${ADMIN_API}/whois?q=${encodeURIComponent(query)}`, {
+      headers: { authorization: `Bearer ${config.admin.token}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(config.wiki.timeout * 1000),
+    });
+  } catch (error) {
+    throw new Error(`${inUse.message}; asking the running service at ${base} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  if (response.status === 404) return undefined;
+  const body = (await response.json().catch(() => undefined)) as (WhoisAnswer & { message?: string }) | undefined;
+  if (!response.ok) throw new Error(`the running service at ${base} answered ${response.status}${body?.message ? `: ${body.message}` : ''}`);
+  return body;
+}
+
+/** Where this machine reaches the running service: its own listener, or the public URL over TLS. */
+function serviceUrl(config: Config): string {
+  if (config.http.tls) return config.http.public_url.replace(/\/$/, '');
+  const host = ['0.0.0.0', '::', ''].includes(config.http.host) ? '127.0.0.1' : config.http.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
 }

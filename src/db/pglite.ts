@@ -33,6 +33,7 @@ function claimDirectory(dir: string): () => void {
       if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
         throw new DatabaseError(
           `the embedded database in ${dir} is in use by process ${owner}; PGlite allows one process — stop it, or configure database.url for PostgreSQL`,
+          { code: 'in_use' },
         );
       }
       rmSync(lockPath, { force: true });

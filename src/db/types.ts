@@ -34,9 +34,12 @@ export interface Database extends Queryable {
 }
 
 export class DatabaseError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** `in_use`: the embedded database belongs to another running process. */
+  readonly code: 'in_use' | undefined;
+  constructor(message: string, options?: { cause?: unknown; code?: 'in_use' }) {
     super(message, options);
     this.name = 'DatabaseError';
+    this.code = options?.code;
   }
 }
 

@@ -14,6 +14,7 @@ import { LocalpartPolicy } from '../../src/identity/localpart.ts';
 import { createLogger } from '../../src/log.ts';
 import { backends, serverUrl } from '../support/backends.ts';
 import { run, start, writeConfig } from '../support/cli.ts';
+import { freePort } from '../support/login-stack.ts';
 
 const log = createLogger('silent');
 
@@ -217,6 +218,43 @@ describe('command line', () => {
     } finally {
       serve.child.kill('SIGKILL');
     }
+  });
+
+  test('whois while serve holds the embedded database: it asks the running service through the admin API', async () => {
+    const dataDir = tmp();
+    const port = await freePort();
+    const db = await openDatabase({ dataDir, poolMax: 1, connectTimeoutSeconds: 5 });
+    await migrate(db);
+    await new PostgresAccountRepository(db, { clock: () => new Date(), localparts: new LocalpartPolicy({ serverName: 'localhost' }) }).upsertOnLogin({
+      wiki: 'meta.wikimedia.org', centralId: '777', username: 'Зоя Космодемьянская',
+    });
+    await db.close();
+    const withoutToken = writeConfig(`http:\n  port: ${port}\ndatabase:\n  data_dir: ${dataDir}\n`);
+    const config = writeConfig(`http:\n  port: ${port}\ndatabase:\n  data_dir: ${dataDir}\nadmin:\n  token: admin-token-for-tests-0123456789\n`);
+    const serve = start(['serve', '--config', config]);
+    try {
+      await serve.waitFor(/"listening"/);
+      const found = await run(['whois', 'Зоя Космодемьянская', '--config', config]);
+      assert.equal(found.code, 0, found.stderr);
+      assert.match(found.stdout, /^matrix_id: "@zoya_kosmodemyanskaya:localhost"\n/);
+      assert.match(found.stdout, /central_id: "777"/);
+      const missing = await run(['whois', 'Nobody', '--config', config]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stdout, /no account matches "Nobody"/);
+
+      const refused = await fetch(`http://127.0.0.1:${port}/admin/api/v1/whois?q=777`, { headers: { authorization: 'Bearer wrong' } });
+      assert.equal(refused.status, 401);
+      assert.equal(refused.headers.get('cache-control'), 'no-store');
+      assert.equal((await fetch(`http://127.0.0.1:${port}/admin/api/v1/whois?q=777`)).status, 401);
+
+      const told = await run(['whois', '777', '--config', withoutToken]);
+      assert.equal(told.code, 1);
+      assert.match(told.stderr, /in use by process \d+.*set admin\.token/s);
+    } finally {
+      serve.child.kill('SIGTERM');
+      await serve.exited;
+    }
+    assert.doesNotMatch(serve.output(), /admin-token-for-tests/, 'the token is never logged');
   });
 
   test('serve on PGlite answers /ready, stops cleanly on SIGTERM, and a second process is refused the data directory', async () => {
