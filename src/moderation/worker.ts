@@ -89,6 +89,10 @@ const EVENT_BATCH_MS = 1_000;
 /** How long after an expiry its pass runs, so that the wiki agrees the block has ended. */
 const EXPIRY_GRACE_MS = 1_000;
 
+/** Retries of unfinished work back off to at most this many poll intervals, and at most 5 minutes. */
+const MAX_BACKOFF_POLLS = 10;
+const MAX_BACKOFF_MS = 5 * 60_000;
+
 type Waiter = { resolve: (result: PassResult) => void; reject: (error: unknown) => void };
 
 export function startModerationWorker(options: ModerationWorkerOptions): ModerationWorker {
@@ -143,6 +147,15 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
   /** Whether a pass left actions undone (stopped, rate limited): its users need another pass soon. */
   const unfinished = (result: PassResult | undefined) => result !== undefined && result.deferred > 0;
 
+  // Unfinished or failed work is tried again after retryMs, then twice as long each time (the
+  // homeserver or the wiki may be down for a while), up to ten poll intervals; one pass that
+  // finishes resets it.
+  let setbacks = 0;
+  const backoff = () => {
+    const cap = Math.max(retryMs, Math.min(MAX_BACKOFF_POLLS * options.pollIntervalMs, MAX_BACKOFF_MS));
+    return Math.min(retryMs * 2 ** Math.min(setbacks++, 20), cap);
+  };
+
   /** Passes change the records, so each one is followed by a look at the next expiry. */
   async function runPass(state: WikiState): Promise<PassResult> {
     // Leadership is checked before each pass, and again by the executor before each change.
@@ -188,11 +201,14 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     }
   }
 
-  async function runPoll(): Promise<void> {
+  /** Whether the poll's users were all reconciled (and the cursor moved past them). */
+  async function runPoll(): Promise<boolean> {
     const poll = await options.trigger!.poll();
     const result = await runTargeted(poll.usernames);
     // A pass left half done must see these users again: the cursor stays.
-    if (!unfinished(result) && !passAbort.signal.aborted) await poll.commit();
+    if (unfinished(result) || passAbort.signal.aborted) return false;
+    await poll.commit();
+    return true;
   }
 
   async function runQueued(): Promise<void> {
@@ -236,7 +252,12 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
           await runQueued();
         } else if (options.trigger && now() >= nextPoll) {
           nextPoll = now() + options.pollIntervalMs;
-          await runPoll();
+          const done = await runPoll().catch((error) => {
+            nextPoll = now() + backoff();
+            throw error;
+          });
+          if (done) setbacks = 0;
+          else nextPoll = now() + backoff();
         } else {
           const until = Math.min(nextFull, options.trigger ? nextPoll : Infinity, queued.size > 0 ? nextQueued : Infinity, expiring?.at ?? Infinity);
           wakeAbort = new AbortController();

@@ -17,8 +17,8 @@ import { clientApi, synapseAvailable } from '../support/synapse.ts';
 const unavailable = mediawikiAvailable() ?? synapseAvailable();
 const OUTAGE_MS = 60_000;
 const POLL_S = 1;
-/** Two polls, the worker's retry pause and the Matrix client's back-off (5 attempts, at most 8 s apart), with room for a slow machine. */
-const RECOVERY_MS = 2 * POLL_S * 1000 + 30_000;
+/** Two polls, the worker's back-off (at most ten poll intervals) and the Matrix client's retries in a pass, with room for a slow machine. */
+const RECOVERY_MS = (2 + 10) * POLL_S * 1000 + 20_000;
 const enc = encodeURIComponent;
 
 // A database of its own on the PostgreSQL server when there is one (the production case), so that

@@ -149,6 +149,37 @@ describe('moderation worker', () => {
     await worker.stop();
   });
 
+  test('work that keeps failing is retried less and less often, up to ten poll intervals; success resets it', async () => {
+    const trigger = new QueueTrigger();
+    const worker = start({ trigger });
+    await until('the first full pass', () => wiki.full === 1);
+    const attempts: number[] = [];
+    const targeted = wiki.targeted.bind(wiki);
+    wiki.targeted = async (usernames) => {
+      attempts.push(Date.now());
+      return targeted(usernames);
+    };
+    wiki.failTargeted = 7;
+    wiki.blocked.add('Bob');
+    trigger.pending.push('Bob');
+    await until('the pass that works', () => banned('bob'), 10_000);
+    // Waits of 20, 40, 80, 160, 200, 200, 200 ms: a poll every 20 ms would have made ~45 attempts.
+    const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!);
+    assert.equal(attempts.length, 8, `attempts: ${gaps.join(', ')} ms apart`);
+    assert.ok(gaps[3]! >= 150 && gaps.slice(4).every((g) => g >= 180 && g < 1_000), `backed off, capped: ${gaps.join(', ')} ms`);
+    await until('the commit', () => trigger.pending.length === 0);
+
+    // Reset: the next failure is retried after one interval again.
+    attempts.length = 0;
+    wiki.failTargeted = 1;
+    wiki.blocked.add('Alice');
+    trigger.pending.push('Alice');
+    await until('Alice banned', () => banned('alice'));
+    assert.equal(attempts.length, 2);
+    assert.ok(attempts[1]! - attempts[0]! < 150, `retried after ${attempts[1]! - attempts[0]!} ms`);
+    await worker.stop();
+  });
+
   test('pushed users are batched into one targeted pass', async () => {
     const events = new Pusher();
     const worker = start({ events });
