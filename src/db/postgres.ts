@@ -58,6 +58,12 @@ export async function openPostgres(url: string, options: DatabaseOptions): Promi
     exec: base.exec,
     async transaction(fn) {
       const client = await pool.connect();
+      // A checked-out client has no listener of the pool's: losing the connection mid-transaction
+      // (the server restarting) would be an unhandled 'error' event, ending the process. Here the
+      // transaction fails instead, and the broken client is dropped, not handed out again.
+      let lost: Error | undefined;
+      const onError = (error: Error) => void (lost ??= error);
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await fn(wrap(client));
@@ -67,7 +73,8 @@ export async function openPostgres(url: string, options: DatabaseOptions): Promi
         await client.query('ROLLBACK').catch(() => {});
         throw error;
       } finally {
-        client.release();
+        client.removeListener('error', onError);
+        client.release(lost);
       }
     },
     leaderLock(name) {
