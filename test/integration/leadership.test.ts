@@ -64,6 +64,17 @@ for (const backend of backends()) {
     });
 
     if (backend.name === 'postgres') {
+      test('every session asks the server to probe a silent client and to end one left idle in a transaction', async () => {
+        // Several pool connections: each new one is set up the same way.
+        const settings = await Promise.all(
+          [1, 2, 3].map(() => db.transaction(async (tx) => (await tx.query<{ idle: string; keepalive: string; abandoned: string }>(
+            `SELECT current_setting('tcp_keepalives_idle') AS idle, current_setting('tcp_keepalives_count') AS keepalive,
+                    current_setting('idle_in_transaction_session_timeout') AS abandoned`,
+          )).rows[0]!)),
+        );
+        for (const s of settings) assert.deepEqual(s, { idle: '30', keepalive: '3', abandoned: '1min' });
+      });
+
       test('the server ends the leader\'s session: the standby takes over, the old leader\'s check fails and its fence refuses', async () => {
         const leader = lead(db, NAME, { retryMs: 50, verifyTimeoutMs: 2_000 });
         await leader.acquired;
