@@ -77,6 +77,10 @@ export class WatchedGateway implements MatrixGateway {
     return this.#inner.sendNotice(roomId, text, html);
   }
 
+  logoutDevices(userId: string): Promise<WriteOutcome> {
+    return this.#inner.logoutDevices(userId);
+  }
+
   suspend(userId: string, suspended: boolean): Promise<WriteOutcome> {
     return this.#inner.suspend(userId, suspended);
   }

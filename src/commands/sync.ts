@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts';
 import { ModerationExecutor, type PassResult, type Plan } from '../moderation/executor.ts';
 import { describeCause } from '../moderation/policy.ts';
 import type { Action } from '../moderation/types.ts';
+import { revokeAccount } from '../oidc/adapter.ts';
 import { openMigratedDatabase } from './common.ts';
 import { matrixGatewayFrom, wikiSources, WORKER_LOCK, type WorkerDeps } from './worker.ts';
 
@@ -45,6 +46,7 @@ export async function runSync(options: SyncOptions): Promise<number> {
       serverName: config.matrix.server_name,
       noticeRoom: config.sync.moderation_room,
       dryRun,
+      revokeAccount: (accountId) => revokeAccount(db, accountId),
     });
     const state = await source.fullPass();
     const plan = await executor.plan(state);
@@ -75,6 +77,8 @@ export function describeAction(action: Action): string {
     case 'suspend':
     case 'unsuspend':
       return `${action.kind.padEnd(8)} ${action.userId} (${describeCause(action.cause)})`;
+    case 'end_sessions':
+      return `${'logout'.padEnd(8)} ${action.userId}: every session and device (${describeCause(action.cause)})`;
     case 'publish_policy':
       return `${'rule'.padEnd(8)} ${action.content.recommendation} ${action.content.entity} in ${action.roomId}: ${action.content.reason}`;
     case 'retract_policy':

@@ -125,3 +125,21 @@ export class WikiProfileStore {
     return row && { editCount: row.edit_count, registered: row.registered, groups: row.groups, email: row.email ?? undefined, fetchedAt: row.fetched_at };
   }
 }
+
+/**
+ * Whose sessions moderation ended (`moderation.sessions`: a `session_end` record, kept while the
+ * wiki sanction lasts): such a person gets no token from a refresh, userinfo or code exchange.
+ */
+export class EndedSessionStore {
+  readonly #db: Queryable;
+
+  constructor(db: Queryable) {
+    this.#db = db;
+  }
+
+  async ended(userIds: readonly string[]): Promise<boolean> {
+    if (userIds.length === 0) return false;
+    const { rows } = await this.#db.query("SELECT 1 FROM moderation_records WHERE kind = 'session_end' AND room_id = '' AND key = ANY($1) LIMIT 1", [userIds]);
+    return rows.length > 0;
+  }
+}

@@ -9,6 +9,7 @@ export type PlannedWrite =
   | { action: 'send_state_event'; roomId: string; type: string; stateKey: string; content: Record<string, unknown> }
   | { action: 'send_notice'; roomId: string; text: string; html?: string }
   | { action: 'suspend'; userId: string; suspended: boolean }
+  | { action: 'logout_devices'; userId: string }
   | { action: 'set_displayname'; userId: string; displayName: string };
 
 /**
@@ -88,6 +89,10 @@ export class DryRunGateway implements MatrixGateway {
 
   sendNotice(roomId: string, text: string, html?: string): Promise<WriteOutcome> {
     return this.#plan(html === undefined ? { action: 'send_notice', roomId, text } : { action: 'send_notice', roomId, text, html });
+  }
+
+  logoutDevices(userId: string): Promise<WriteOutcome> {
+    return this.#plan({ action: 'logout_devices', userId });
   }
 
   suspend(userId: string, suspended: boolean): Promise<WriteOutcome> {

@@ -94,6 +94,11 @@ export interface MatrixGateway {
 
   /** Synapse admin API (the bot must be a server admin): suspend or unsuspend an account. */
   suspend(userId: string, suspended: boolean): Promise<WriteOutcome>;
+  /**
+   * Synapse admin API: logs out every device of the user (their access tokens stop working);
+   * `unchanged` when they had none, or the homeserver has no such user.
+   */
+  logoutDevices(userId: string): Promise<WriteOutcome>;
   /** Synapse admin API: the account's state, or undefined when the homeserver has no such user. */
   userStatus(userId: string): Promise<UserStatus | undefined>;
   /**

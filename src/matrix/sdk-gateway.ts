@@ -51,6 +51,8 @@ const flag = z.union([z.boolean(), z.number()]).optional().transform(Boolean);
 const externalIdAnswer = z.object({ user_id: z.string().regex(/^@[^:]+:.+$/, 'a Matrix ID') });
 const adminUserAnswer = z.object({ name: z.string(), admin: flag, suspended: flag, locked: flag, deactivated: flag, displayname: z.string().nullish() });
 
+const devicesAnswer = z.object({ devices: z.array(z.object({ device_id: z.string() })) });
+
 const enc = encodeURIComponent;
 
 function sdkLogger(log: Logger) {
@@ -163,6 +165,16 @@ export class SdkMatrixGateway implements MatrixGateway {
 
   async suspend(userId: string, suspended: boolean): Promise<WriteOutcome> {
     await this.#request('admin_suspend', Method.Put, `/suspend/${enc(userId)}`, { suspend: suspended }, SYNAPSE_ADMIN_V1);
+    return 'applied';
+  }
+
+  async logoutDevices(userId: string): Promise<WriteOutcome> {
+    const path = `/users/${enc(userId)}`;
+    const answer = await this.#orNotFound(this.#request('admin_devices', Method.Get, `${path}/devices`, undefined, SYNAPSE_ADMIN_V2));
+    if (answer === undefined) return 'unchanged';
+    const devices = this.#parse('admin_devices', devicesAnswer, answer).devices.map((d) => d.device_id);
+    if (devices.length === 0) return 'unchanged';
+    await this.#request('admin_delete_devices', Method.Post, `${path}/delete_devices`, { devices }, SYNAPSE_ADMIN_V2);
     return 'applied';
   }
 

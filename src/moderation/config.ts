@@ -93,6 +93,14 @@ export const moderationConfigSchema = z
       })
       .default({ global_lock: false, global_block: false })
       .describe('Homeserver-level suspension, lifted when the sanction ends (only suspensions this service made).'),
+    sessions: z
+      .strictObject({
+        global_lock: z.boolean().default(true).describe('A global lock ends the person\'s sessions.'),
+        global_block: z.boolean().default(false).describe('A global block ends them.'),
+        sitewide_block: z.boolean().default(false).describe('A sitewide block on this wiki ends them.'),
+      })
+      .default({ global_lock: true, global_block: false, sitewide_block: false })
+      .describe('Sanctions that end the person\'s sessions: their tokens and sign-ins at this service are revoked (refresh tokens and userinfo are refused while the sanction lasts) and, through the Synapse admin API, every Matrix device is logged out. Once per sanction; a new sign-in is refused by the `login` rules meanwhile.'),
     group_levels: groupLevels.default({ local: DEFAULT_LOCAL_LEVELS, global: DEFAULT_GLOBAL_LEVELS }),
     rooms: z
       .array(managedRoom)

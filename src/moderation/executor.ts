@@ -37,6 +37,8 @@ export interface ExecutorOptions {
   fence?: (tx: Queryable) => Promise<void>;
   /** Checked before each change to Matrix: throws when this process is no longer the leader (Leadership.verify). */
   verify?: () => Promise<void>;
+  /** Revokes everything the provider issued to this account (sessions, grants, tokens); for `end_sessions`. */
+  revokeAccount?: (accountId: string) => Promise<number>;
   passId?: () => string;
 }
 
@@ -110,6 +112,7 @@ export class ModerationExecutor {
   readonly #passId: () => string;
   readonly #fence: ((tx: Queryable) => Promise<void>) | undefined;
   readonly #verify: (() => Promise<void>) | undefined;
+  readonly #revokeAccount: ((accountId: string) => Promise<number>) | undefined;
   #pending: PendingCommit[] = [];
 
   constructor(options: ExecutorOptions) {
@@ -126,6 +129,7 @@ export class ModerationExecutor {
     this.#passId = options.passId ?? randomUUID;
     this.#fence = options.fence;
     this.#verify = options.verify;
+    this.#revokeAccount = options.revokeAccount;
   }
 
   get dryRun(): boolean {
@@ -273,11 +277,20 @@ export class ModerationExecutor {
       case 'suspend':
       case 'unsuspend':
         return g.suspend(action.userId, action.kind === 'suspend');
+      case 'end_sessions':
+        return this.#endSessions(action);
       case 'publish_policy':
         return g.sendStateEvent(action.roomId, action.eventType, action.stateKey, { ...action.content });
       case 'retract_policy':
         return g.sendStateEvent(action.roomId, action.eventType, action.stateKey, {});
     }
+  }
+
+  /** The provider's grants first (no new tokens), then every device on the homeserver. */
+  async #endSessions(action: Extract<Action, { kind: 'end_sessions' }>): Promise<WriteOutcome> {
+    const revoked = this.#dryRun ? 0 : ((await this.#revokeAccount?.(action.centralId)) ?? 0);
+    const devices = await this.#gateway.logoutDevices(action.userId);
+    return revoked > 0 ? (devices === 'dry_run' ? devices : 'applied') : devices;
   }
 
   /**
@@ -416,6 +429,8 @@ export function auditEntries(action: Action, result: ActionResult, context: Audi
     case 'suspend':
     case 'unsuspend':
       return [{ ...base, roomId: null, userId: action.userId, cause: action.cause, detail: {} }];
+    case 'end_sessions':
+      return [{ ...base, roomId: null, userId: action.userId, cause: action.cause, detail: { centralId: action.centralId } }];
     case 'publish_policy':
       return [{ ...base, roomId: action.roomId, userId: action.content.entity, cause: action.cause, detail: { stateKey: action.stateKey, reason: action.content.reason } }];
     case 'retract_policy': {
@@ -487,6 +502,9 @@ export function noticeText(results: readonly ActionResult[]): string | undefined
       case 'suspend':
       case 'unsuspend':
         add(`${action.kind === 'suspend' ? 'Suspended' : 'Unsuspended'} ${action.userId}`, describeCause(action.cause), null);
+        break;
+      case 'end_sessions':
+        add(`Ended the sessions of ${action.userId}`, describeCause(action.cause), null);
         break;
       case 'publish_policy':
         add(`Published a ban rule for ${action.content.entity}`, action.content.reason, null);

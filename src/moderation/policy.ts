@@ -49,6 +49,7 @@ export function policyRuleStateKey(userId: string): string {
 export function policy(state: WikiState, config: ModerationConfig, context: PolicyContext): DesiredState {
   const bans = { all: new Map<string, DesiredBan>(), global: new Map<string, DesiredBan>() };
   const suspensions = new Map<string, WikiCause>();
+  const sessionEnds = new Map<string, { centralId: string; cause: WikiCause }>();
   // Rooms sharing one group-level table share one map (the default table is shared by most).
   const levelTables = new Map<GroupLevels, Map<string, DesiredLevel>>();
   const tableFor = (table: GroupLevels) => {
@@ -70,6 +71,8 @@ export function policy(state: WikiState, config: ModerationConfig, context: Poli
     if (global) bans.global.set(userId, { reason: banReason(global), cause: global });
     const suspension = primary(suspensionCauses(user, state.wiki, config, context.now));
     if (suspension) suspensions.set(userId, suspension);
+    const ending = primary(sessionEndCauses(user, state.wiki, config, context.now));
+    if (ending) sessionEnds.set(userId, { centralId: user.account.centralId, cause: ending });
     if (all) continue;
 
     for (const [table, levels] of levelTables) {
@@ -98,6 +101,7 @@ export function policy(state: WikiState, config: ModerationConfig, context: Poli
     scope: state.complete ? 'all' : scope,
     rooms,
     suspensions,
+    sessionEnds,
     policyList: config.policy_list && { roomId: idOf(config.policy_list), rules: policyRules(bans[config.policy_list.bans]) },
   };
 }
@@ -154,6 +158,14 @@ function banCauses(user: WikiUserState, wiki: string, config: ModerationConfig, 
 function suspensionCauses(user: WikiUserState, wiki: string, config: ModerationConfig, now: Date): WikiCause[] {
   const causes = config.suspend.global_block ? globalBlockCauses(user, wiki, now) : [];
   const lock = config.suspend.global_lock ? lockCause(user, wiki) : undefined;
+  return lock ? [...causes, lock] : causes;
+}
+
+function sessionEndCauses(user: WikiUserState, wiki: string, config: ModerationConfig, now: Date): WikiCause[] {
+  const { global_lock: onLock, global_block: onGlobalBlock, sitewide_block: onBlock } = config.sessions;
+  const causes = onGlobalBlock ? globalBlockCauses(user, wiki, now) : [];
+  if (onBlock) causes.push(...banCauses(user, wiki, { ...config, partial_blocks: 'ignore', global_blocks: false, global_locks: false }, now));
+  const lock = onLock ? lockCause(user, wiki) : undefined;
   return lock ? [...causes, lock] : causes;
 }
 

@@ -34,6 +34,7 @@ import {
   type RecordRef,
   type Report,
   type RoomSnapshot,
+  type SessionEndRecord,
   type SuspensionRecord,
   type WikiCause,
 } from './types.ts';
@@ -57,6 +58,7 @@ interface RoomRecords {
 class RecordIndex {
   readonly #rooms = new Map<string, RoomRecords>();
   readonly suspensions: Map<string, SuspensionRecord>;
+  readonly sessionEnds: Map<string, SessionEndRecord>;
   static readonly #empty: RoomRecords = { bans: new Map(), levels: new Map(), invites: new Map(), policyRules: new Map() };
 
   constructor(records: OwnershipRecords) {
@@ -65,6 +67,7 @@ class RecordIndex {
     for (const r of records.invites) this.#room(r.roomId).invites.set(r.userId, r);
     for (const r of records.policyRules) this.#room(r.roomId).policyRules.set(r.stateKey, r);
     this.suspensions = new Map(records.suspensions.map((r) => [r.userId, r]));
+    this.sessionEnds = new Map(records.sessionEnds.map((r) => [r.userId, r]));
   }
 
   of(roomId: string): RoomRecords {
@@ -201,6 +204,7 @@ export function reconcile(desired: DesiredState, actual: ActualState, records: O
     else actions.push(unavailable(room.roomId));
   }
   actions.push(...reconcileSuspensions(desired, actual, index, inScope));
+  actions.push(...reconcileSessionEnds(desired, index, inScope));
   if (desired.policyList) {
     const { roomId, rules } = desired.policyList;
     const snapshot = actual.rooms.get(roomId);
@@ -462,6 +466,21 @@ function reconcileSuspensions(desired: DesiredState, actual: ActualState, index:
   return actions;
 }
 
+/**
+ * Sessions are ended once per sanction: a record says it was done, and while it stands the
+ * provider refuses the person's tokens. When the sanction ends only the record goes (there is
+ * nothing in Matrix to undo); the person may then sign in again.
+ */
+function reconcileSessionEnds(desired: DesiredState, index: RecordIndex, inScope: (userId: string) => boolean): Action[] {
+  const actions: Action[] = [];
+  for (const userId of candidates(inScope, '', desired.sessionEnds.keys(), index.sessionEnds.keys())) {
+    const want = desired.sessionEnds.get(userId);
+    if (want && !index.sessionEnds.has(userId)) actions.push({ kind: 'end_sessions', userId, centralId: want.centralId, cause: want.cause });
+    else if (!want && index.sessionEnds.has(userId)) actions.push(forget({ type: 'session_end', userId }, 'the sanction ended: the person may sign in again'));
+  }
+  return actions;
+}
+
 function sameRule(current: Record<string, unknown> | undefined, content: PolicyRuleContent): boolean {
   return current?.entity === content.entity && current.recommendation === content.recommendation && current.reason === content.reason;
 }
@@ -530,6 +549,7 @@ export function recordsAfter(records: OwnershipRecords, actions: readonly Action
   const invites = keyed(records.invites, inRoom);
   const policyRules = keyed(records.policyRules, (r) => `${r.roomId} ${r.stateKey}`);
   const suspensions = keyed(records.suspensions, (r) => r.userId);
+  const sessionEnds = keyed(records.sessionEnds, (r) => r.userId);
   for (const a of actions) {
     switch (a.kind) {
       case 'ban':
@@ -557,6 +577,9 @@ export function recordsAfter(records: OwnershipRecords, actions: readonly Action
       case 'unsuspend':
         suspensions.delete(a.userId);
         break;
+      case 'end_sessions':
+        sessionEnds.set(a.userId, { userId: a.userId, cause: a.cause });
+        break;
       case 'publish_policy':
         policyRules.set(`${a.roomId} ${a.stateKey}`, { roomId: a.roomId, stateKey: a.stateKey, entity: a.content.entity, cause: a.cause });
         break;
@@ -566,7 +589,7 @@ export function recordsAfter(records: OwnershipRecords, actions: readonly Action
       case 'forget': {
         const ref = a.record;
         if (ref.type === 'policy_rule') policyRules.delete(`${ref.roomId} ${ref.stateKey}`);
-        else if (ref.type === 'suspension') suspensions.delete(ref.userId);
+        else if (ref.type === 'suspension' || ref.type === 'session_end') (ref.type === 'suspension' ? suspensions : sessionEnds).delete(ref.userId);
         else ({ ban: bans, level: levels, invite: invites } as const)[ref.type].delete(inRoom(ref));
         break;
       }
@@ -580,5 +603,6 @@ export function recordsAfter(records: OwnershipRecords, actions: readonly Action
     invites: [...invites.values()],
     policyRules: [...policyRules.values()],
     suspensions: [...suspensions.values()],
+    sessionEnds: [...sessionEnds.values()],
   };
 }

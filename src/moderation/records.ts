@@ -56,7 +56,7 @@ type RecordKind = RecordRef['type'];
 /** One row of `moderation_records`: every record kind in one shape. */
 interface RecordRow {
   kind: RecordKind;
-  /** '' for suspensions. */
+  /** '' for suspensions and session ends. */
   roomId: string;
   /** The user id, or the state key of a policy rule. */
   key: string;
@@ -79,6 +79,7 @@ function rowsOf(records: OwnershipRecords): RecordRow[] {
     ...records.invites.map((r) => row('invite', r.roomId, r.userId, r.userId, r.cause)),
     ...records.policyRules.map((r) => row('policy_rule', r.roomId, r.stateKey, r.entity, r.cause)),
     ...records.suspensions.map((r) => row('suspension', '', r.userId, r.userId, r.cause)),
+    ...records.sessionEnds.map((r) => row('session_end', '', r.userId, r.userId, r.cause)),
   ];
 }
 
@@ -98,11 +99,11 @@ export function recordChanges(before: OwnershipRecords, after: OwnershipRecords)
 }
 
 export function emptyRecords(): OwnershipRecords {
-  return { bans: [], levels: [], invites: [], policyRules: [], suspensions: [] };
+  return { bans: [], levels: [], invites: [], policyRules: [], suspensions: [], sessionEnds: [] };
 }
 
 function toRecords(rows: { kind: RecordKind; room_id: string; key: string; user_id: string; level: unknown; cause: unknown }[]): OwnershipRecords {
-  const records = { bans: [], levels: [], invites: [], policyRules: [], suspensions: [] } as {
+  const records = { bans: [], levels: [], invites: [], policyRules: [], suspensions: [], sessionEnds: [] } as {
     [K in keyof OwnershipRecords]: OwnershipRecords[K][number][];
   };
   for (const row of rows) {
@@ -123,6 +124,9 @@ function toRecords(rows: { kind: RecordKind; room_id: string; key: string; user_
         break;
       case 'suspension':
         records.suspensions.push({ userId: row.key, cause });
+        break;
+      case 'session_end':
+        records.sessionEnds.push({ userId: row.key, cause });
         break;
     }
   }

@@ -115,6 +115,8 @@ export interface DesiredState {
   scope: 'all' | ReadonlySet<string>;
   rooms: DesiredRoom[];
   suspensions: ReadonlyMap<string, WikiCause>;
+  /** People whose sessions a sanction ends (`moderation.sessions`), by Matrix ID, with their central id. */
+  sessionEnds: ReadonlyMap<string, { centralId: string; cause: WikiCause }>;
   /** Rules by state key. */
   policyList: { roomId: string; rules: ReadonlyMap<string, DesiredRule> } | undefined;
 }
@@ -182,18 +184,26 @@ export interface SuspensionRecord {
   cause: WikiCause;
 }
 
+/** The service ended this person's sessions for this cause; while it stands, they get no new tokens. */
+export interface SessionEndRecord {
+  userId: string;
+  cause: WikiCause;
+}
+
 export interface OwnershipRecords {
   bans: readonly BanRecord[];
   levels: readonly LevelRecord[];
   invites: readonly InviteRecord[];
   policyRules: readonly PolicyRuleRecord[];
   suspensions: readonly SuspensionRecord[];
+  sessionEnds: readonly SessionEndRecord[];
 }
 
 export type RecordRef =
   | { type: 'ban' | 'level' | 'invite'; roomId: string; userId: string }
   | { type: 'policy_rule'; roomId: string; stateKey: string }
-  | { type: 'suspension'; userId: string };
+  | { type: 'suspension'; userId: string }
+  | { type: 'session_end'; userId: string };
 
 // ---------------------------------------------------------------------------------------------
 // Actions (output of reconcile)
@@ -230,6 +240,8 @@ export type Action =
   | { kind: 'kick'; roomId: string; userId: string; reason: string; cause: WikiCause }
   | { kind: 'suspend'; userId: string; cause: WikiCause }
   | { kind: 'unsuspend'; userId: string; cause: WikiCause }
+  /** Revokes the person's tokens and sessions at the service and logs out every device on the homeserver. */
+  | { kind: 'end_sessions'; userId: string; centralId: string; cause: WikiCause }
   | { kind: 'publish_policy'; roomId: string; eventType: typeof POLICY_RULE_USER; stateKey: string; content: PolicyRuleContent; cause: WikiCause }
   /** Sends `{}` under the same state key. */
   | { kind: 'retract_policy'; roomId: string; eventType: typeof POLICY_RULE_USER; stateKey: string; cause: WikiCause }

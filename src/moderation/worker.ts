@@ -62,6 +62,8 @@ export interface ModerationWorkerOptions {
   eventBatchMs?: number;
   /** Pause after a failed pass before the next try. Default: the poll interval. */
   retryMs?: number;
+  /** Revokes what the provider issued to an account, when a sanction ends its sessions. */
+  revokeAccount?: (accountId: string) => Promise<number>;
   /** Run after each pass (following renames); a failure is logged and never fails the pass. */
   afterPass?: () => Promise<void>;
   clock?: () => Date;
@@ -110,6 +112,7 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     // Whatever term is current: a record or a change by a deposed leader is refused.
     fence: (tx) => (leadership ? leadership.fence(tx) : Promise.reject(new NotLeaderError('not the leader'))),
     verify: () => (leadership ? leadership.verify() : Promise.reject(new NotLeaderError('not the leader'))),
+    ...(options.revokeAccount && { revokeAccount: options.revokeAccount }),
   });
   const records = new ModerationRecordStore(options.db, { clock });
   const retryMs = options.retryMs ?? options.pollIntervalMs;

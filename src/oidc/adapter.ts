@@ -77,6 +77,12 @@ export function adapterFactory(db: Database, clock: Clock = () => new Date()): A
 }
 
 /** Deletes expired rows; returns how many. Expired rows are already invisible, so this only reclaims space. */
+/** Deletes everything issued to an account (sessions, grants, codes, tokens); says how many. */
+export async function revokeAccount(db: Queryable, accountId: string): Promise<number> {
+  const { rowCount } = await db.query("DELETE FROM oidc_payloads WHERE payload->>'accountId' = $1", [accountId]);
+  return rowCount;
+}
+
 export async function purgeExpired(db: Queryable, clock: Clock = () => new Date()): Promise<number> {
   const { rowCount } = await db.query('DELETE FROM oidc_payloads WHERE expires_at <= $1', [clock()]);
   return rowCount;

@@ -5,7 +5,7 @@ import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
 import type { Logger } from '../log.ts';
-import { WikiLoginStore, WikiProfileStore } from '../login/store.ts';
+import { EndedSessionStore, WikiLoginStore, WikiProfileStore } from '../login/store.ts';
 import { staticAssets } from '../views/index.ts';
 import { WikiOAuthClient } from '../wiki/oauth.ts';
 import { adapterFactory, startPurgeJob } from './adapter.ts';
@@ -55,7 +55,7 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
   const actionApi = w.client_id ? actionApiClient(config, log, fetchImpl) : undefined;
   if (!wiki) log.warn('wiki.client_id is not set: people cannot sign in until the wiki OAuth consumer is configured');
 
-  const provider = createProvider({ config, wikiId, adapter: adapterFactory(db, clock), jwks, accounts, profiles, pages, log });
+  const provider = createProvider({ config, wikiId, adapter: adapterFactory(db, clock), jwks, accounts, profiles, endedSessions: new EndedSessionStore(db), pages, log });
   const callback = provider.callback();
   const guard = createGuards(config);
   const purge = startPurgeJob(db, { intervalMs: 10 * 60_000, log, clock });

@@ -3,7 +3,7 @@
 import Provider, { type Adapter, type ClientMetadata, type Configuration, type JWK, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/load.ts';
 import type { AccountRepository } from '../identity/accounts.ts';
-import type { WikiProfileStore } from '../login/store.ts';
+import type { EndedSessionStore, WikiProfileStore } from '../login/store.ts';
 import type { Logger } from '../log.ts';
 import type { Problem } from '../views/index.ts';
 import { VERSION } from '../version.ts';
@@ -33,6 +33,8 @@ export interface ProviderDeps {
   jwks: { keys: JWK[] };
   accounts: AccountRepository;
   profiles: WikiProfileStore;
+  /** Whose sessions moderation ended for a sanction still in force. */
+  endedSessions: EndedSessionStore;
   pages: Pages;
   log: Logger;
 }
@@ -104,9 +106,18 @@ export function createProvider(deps: ProviderDeps): Provider {
       Grant: config.oidc.ttl.refresh_token,
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    findAccount: async (_ctx, sub) => {
+    findAccount: async (_ctx, sub, token) => {
       const account = await deps.accounts.findByCentralId(deps.wikiId, sub);
       if (!account) return undefined;
+      // Presenting a token (refresh, userinfo, code exchange): refused while a wiki sanction that
+      // ended this person's sessions stands. oidc-provider answers invalid_grant / invalid_token.
+      if (token) {
+        const userIds = [...new Set([account.matrixUserId, `@${account.localpart}:${config.matrix.server_name}`].filter((id): id is string => id !== undefined))];
+        if (await deps.endedSessions.ended(userIds)) {
+          log.info({ sub, kind: token.kind }, 'refused a token: a wiki sanction ended this person\'s sessions');
+          return undefined;
+        }
+      }
       return {
         accountId: sub,
         claims: async () => {

@@ -232,6 +232,20 @@ describe('Matrix gateway on a real Synapse', { skip, timeout: 180_000 }, () => {
     assert.equal(profile.json.displayname, 'Алиса Ω');
   });
 
+  test('every device logged out through the admin API: the access tokens stop working', async () => {
+    const dora = await synapse.registerUser('dora_devices', 'dora-password-1');
+    const second = await synapse.login('dora_devices', 'dora-password-1');
+    assert.equal((await cs(dora.accessToken, 'GET', '/account/whoami')).status, 200);
+    assert.equal(await bot.logoutDevices(dora.userId), 'applied');
+    for (const token of [dora.accessToken, second]) {
+      const refused = await cs(token, 'GET', '/account/whoami');
+      assert.equal(refused.status, 401);
+      assert.equal(refused.json.errcode, 'M_UNKNOWN_TOKEN');
+    }
+    assert.equal(await bot.logoutDevices(dora.userId), 'unchanged', 'no device left');
+    assert.equal(await bot.logoutDevices(`@nobody_here:${synapse.serverName}`), 'unchanged');
+  });
+
   test('suspend and unsuspend through the admin API', async () => {
     const say = (body: string) => cs(alice.accessToken, 'PUT', `/rooms/${enc(room)}/send/m.room.message/t${Date.now()}${body.length}`, { msgtype: 'm.text', body });
     await join(alice, room);

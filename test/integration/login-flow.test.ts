@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
 import * as client from 'openid-client';
+import { emptyRecords, ModerationRecordStore } from '../../src/moderation/records.ts';
+import { revokeAccount } from '../../src/oidc/adapter.ts';
 import { Browser } from '../support/browser.ts';
 import { HOMESERVER, RP_CALLBACK, RP_LOGGED_OUT, RelyingParty, continueToWiki, editor, startStack, type Stack } from '../support/login-stack.ts';
 import { backends } from '../support/backends.ts';
@@ -95,6 +97,27 @@ for (const backend of backends()) {
       assert.equal(logout.payload.sub, '4242');
       assert.ok((logout.payload.events as Record<string, unknown>)['http://schemas.openid.net/event/backchannel-logout']);
       assert.equal(await accountCount(stack), 1);
+    });
+
+    test('a sanction that ended the person\'s sessions: no refresh, no userinfo while it stands; revoked grants stay revoked', async () => {
+      stack.wiki.login = { user: editor({ centralId: 5151, username: 'Gesperrter Nutzer' }) };
+      const { request, back } = await rp.signIn(new Browser());
+      const tokens = await rp.exchange(back.location!, request);
+      const userId = '@gesperrter_nutzer:example.org';
+      const records = new ModerationRecordStore(stack.service.db);
+      const lock = { kind: 'global_lock' as const, wiki: 'meta.wikimedia.org', blockId: null, logId: 9, by: 'Steward', reason: 'LTA', timestamp: null, expiry: null, group: null, hidden: false };
+      const ended = await records.apply(emptyRecords(), [{ kind: 'end_sessions', userId, centralId: '5151', cause: lock }]);
+
+      await assert.rejects(client.refreshTokenGrant(rp.config, tokens.refresh_token!), (error: { error?: string }) => error.error === 'invalid_grant');
+      await assert.rejects(client.fetchUserInfo(rp.config, tokens.access_token, '5151'), /WWW-Authenticate|invalid_token/);
+
+      // The record gone (the lock lifted), the old refresh token works again unless it was revoked.
+      await records.apply(ended, [{ kind: 'forget', record: { type: 'session_end', userId }, why: 'unlocked' }]);
+      const refreshed = await client.refreshTokenGrant(rp.config, tokens.refresh_token!);
+      assert.equal((await client.fetchUserInfo(rp.config, refreshed.access_token, '5151')).sub, '5151');
+      assert.ok((await revokeAccount(stack.service.db, '5151')) >= 2, 'the session, grant and tokens');
+      await assert.rejects(client.refreshTokenGrant(rp.config, refreshed.refresh_token!), (error: { error?: string }) => error.error === 'invalid_grant');
+      await assert.rejects(client.fetchUserInfo(rp.config, refreshed.access_token, '5151'), /WWW-Authenticate|invalid_token/);
     });
 
     test('a second sign-in after a wiki rename keeps the Matrix localpart and updates the name', async () => {

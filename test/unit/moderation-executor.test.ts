@@ -241,6 +241,35 @@ describe('moderation executor', () => {
     assert.equal(rows.length, 0, 'no intent is left behind');
   });
 
+  test('a global lock ends the sessions once: the provider\'s grants revoked, every device logged out, a record; the unlock forgets it', async () => {
+    const revoked: string[] = [];
+    const run = (state: WikiState, fields: Partial<ConstructorParameters<typeof ModerationExecutor>[0]> = {}) =>
+      executor({ revokeAccount: async (accountId) => (revoked.push(accountId), 3), ...fields }).run(state);
+    const lock = { logId: 77, by: 'Steward', reason: 'cross-wiki abuse', timestamp: new Date('2030-06-01T10:00:00Z'), hidden: false };
+    const locked = user('vandal', { lock });
+    matrix.devices.set(mxid('vandal'), ['PHONE', 'LAPTOP']);
+
+    const dry = await run(wiki([locked]), { dryRun: true, gateway: new DryRunGateway(matrix, silent) });
+    assert.deepEqual(dry.results.filter((r) => r.action.kind === 'end_sessions').map((r) => r.outcome), ['dry_run']);
+    assert.deepEqual(revoked, [], 'a dry run revokes nothing');
+    assert.deepEqual(matrix.devices.get(mxid('vandal')), ['PHONE', 'LAPTOP']);
+
+    const first = await run(wiki([locked]));
+    assert.deepEqual(first.results.filter((r) => r.action.kind === 'end_sessions').map((r) => r.outcome), ['applied']);
+    assert.deepEqual(revoked, [locked.account.centralId]);
+    assert.equal(matrix.devices.has(mxid('vandal')), false, 'every device logged out');
+    assert.deepEqual((await records()).sessionEnds.map((r) => [r.userId, r.cause.logId]), [[mxid('vandal'), 77]]);
+    assert.match(first.notice ?? '', /Ended the sessions of @vandal:example\.org/);
+
+    // Signed in again somewhere meanwhile? Not while locked (the login rules refuse): nothing more.
+    const second = await run(wiki([locked]));
+    assert.equal(second.results.filter((r) => r.action.kind === 'end_sessions').length, 0);
+    assert.equal(revoked.length, 1);
+
+    await run(wiki([user('vandal')]));
+    assert.deepEqual((await records()).sessionEnds, [], 'unlocked: the record goes, the person may sign in again');
+  });
+
   test('dry run: changes nothing, records nothing, audits dry_run, posts nothing', async () => {
     const dry = new DryRunGateway(matrix, silent);
     const result = await executor({ gateway: dry }).run(wiki([blocked, sysop]));
@@ -249,7 +278,7 @@ describe('moderation executor', () => {
     assert.equal(dry.planned.filter((p) => p.action === 'send_notice').length, 0);
     assert.equal(dry.planned.length, 6);
     assert.equal(result.counts.dry_run, 6);
-    assert.deepEqual(await records(), { bans: [], levels: [], invites: [], policyRules: [], suspensions: [] });
+    assert.deepEqual(await records(), { bans: [], levels: [], invites: [], policyRules: [], suspensions: [], sessionEnds: [] });
     const entries = await audit();
     assert.equal(entries.length, 6);
     assert.ok(entries.every((e) => e.outcome === 'dry_run' && e.dryRun));

@@ -78,6 +78,7 @@ interface DesiredFields {
   members?: Record<string, WikiCause>;
   manage?: ('bans' | 'levels' | 'members')[];
   suspensions?: Record<string, WikiCause>;
+  sessionEnds?: Record<string, WikiCause>;
   rules?: Record<string, WikiCause>;
   scope?: string[];
 }
@@ -94,6 +95,7 @@ function desired(fields: DesiredFields = {}): DesiredState {
     scope: fields.scope ? new Set(fields.scope) : 'all',
     rooms: [room],
     suspensions: new Map(Object.entries(fields.suspensions ?? {})),
+    sessionEnds: new Map(Object.entries(fields.sessionEnds ?? {}).map(([u, c]) => [u, { centralId: '1', cause: c }])),
     policyList: fields.rules && {
       roomId: POLICY,
       rules: new Map(Object.entries(fields.rules).map(([u, c]) => [policyRuleStateKey(u), { entity: u, content: { entity: u, recommendation: 'm.ban' as const, reason: banReason(c) }, cause: c }])),
@@ -101,7 +103,7 @@ function desired(fields: DesiredFields = {}): DesiredState {
   };
 }
 
-const NONE: OwnershipRecords = { bans: [], levels: [], invites: [], policyRules: [], suspensions: [] };
+const NONE: OwnershipRecords = { bans: [], levels: [], invites: [], policyRules: [], suspensions: [], sessionEnds: [] };
 const records = (fields: Partial<OwnershipRecords>): OwnershipRecords => ({ ...NONE, ...fields });
 const actualOf = (...rooms: RoomSnapshot[]): ActualState => ({ rooms: new Map(rooms.map((r) => [r.roomId, r])) });
 
@@ -123,6 +125,7 @@ function brief(actions: Action[]): string[] {
         return `set_power_levels ${a.changes.map((c) => `${c.userId}:${c.from}→${c.to}`).join(' ')}`;
       case 'suspend':
       case 'unsuspend':
+      case 'end_sessions':
         return `${a.kind} ${a.userId}`;
       case 'publish_policy':
       case 'retract_policy':
@@ -394,6 +397,7 @@ describe('recordsAfter', () => {
       invites: [],
       policyRules: [{ roomId: POLICY, stateKey: 'k', entity: ALICE, cause: BLOCK }],
       suspensions: [{ userId: ALICE, cause: BLOCK }],
+      sessionEnds: [],
     });
   });
 });
@@ -419,7 +423,7 @@ function applyActions(actual: ActualState, actions: readonly Action[]): ActualSt
   const rooms = new Map([...actual.rooms].map(([id, r]) => [id, { ...r, members: new Map(r.members), bans: new Map(r.bans), policyRules: r.policyRules && new Map(r.policyRules) }]));
   const suspended = actual.suspended && new Set(actual.suspended);
   for (const a of actions) {
-    if (a.kind === 'report' || a.kind === 'forget') continue;
+    if (a.kind === 'report' || a.kind === 'forget' || a.kind === 'end_sessions') continue;
     if (a.kind === 'suspend' || a.kind === 'unsuspend') {
       if (!suspended) continue;
       assert.equal(suspended.has(a.userId), a.kind === 'unsuspend', `${a.kind} changes nothing`);
@@ -608,6 +612,7 @@ const recordsArb = fc
     invites: r.invites.map((p) => ({ ...p, cause: SYSOP })),
     policyRules: r.rules.map((u) => ({ roomId: POLICY, stateKey: policyRuleStateKey(u), entity: u, cause: RECORD_CAUSE })),
     suspensions: r.suspensions.map((userId) => ({ userId, cause: RECORD_CAUSE })),
+    sessionEnds: [],
   }));
 
 const actualArb = fc.record({
