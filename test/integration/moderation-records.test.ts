@@ -29,6 +29,7 @@ const sample: OwnershipRecords = {
   invites: [{ roomId: OTHER, userId: BOB, cause: SYSOP }],
   policyRules: [{ roomId: POLICY, stateKey: `rule:${ALICE}`, entity: ALICE, cause: cause() }],
   suspensions: [{ userId: ALICE, cause: cause({ kind: 'global_lock', blockId: null, expiry: null }) }],
+  sessionEnds: [{ userId: ALICE, cause: cause({ kind: 'global_lock', blockId: null, expiry: null }) }],
 };
 
 const sorted = (r: OwnershipRecords): OwnershipRecords => {
@@ -39,6 +40,7 @@ const sorted = (r: OwnershipRecords): OwnershipRecords => {
     invites: [...r.invites].sort(by((x) => x.roomId + x.userId)),
     policyRules: [...r.policyRules].sort(by((x) => x.roomId + x.stateKey)),
     suspensions: [...r.suspensions].sort(by((x) => x.userId)),
+    sessionEnds: [...r.sessionEnds].sort(by((x) => x.userId)),
   };
 };
 

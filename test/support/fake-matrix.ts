@@ -17,6 +17,7 @@ export type FakeCall =
   | { method: 'sendStateEvent'; roomId: string; type: string; stateKey: string; content: Record<string, unknown> }
   | { method: 'sendNotice'; roomId: string; text: string }
   | { method: 'suspend'; userId: string; suspended: boolean }
+  | { method: 'logoutDevices'; userId: string }
   | { method: 'setDisplayName'; userId: string; displayName: string };
 
 export function forbidden(endpoint = 'ban'): MatrixError {
@@ -31,6 +32,8 @@ export class FakeMatrix implements MatrixGateway {
   readonly bot: string;
   readonly rooms = new Map<string, FakeRoom>();
   readonly suspended = new Set<string>();
+  /** Each user's devices (their access tokens), as the admin API lists them. */
+  readonly devices = new Map<string, string[]>();
   /** Successful writes, in order. */
   readonly calls: FakeCall[] = [];
   /** Decides whether a write fails (return an error to throw it). */
@@ -155,6 +158,15 @@ export class FakeMatrix implements MatrixGateway {
     else this.suspended.delete(userId);
     this.calls.push(call);
     return 'applied';
+  }
+
+  async logoutDevices(userId: string): Promise<WriteOutcome> {
+    const call: FakeCall = { method: 'logoutDevices', userId };
+    this.#check(call);
+    const had = this.devices.get(userId) ?? [];
+    this.devices.delete(userId);
+    this.calls.push(call);
+    return had.length > 0 ? 'applied' : 'unchanged';
   }
 
   async userStatus(userId: string): Promise<UserStatus | undefined> {
