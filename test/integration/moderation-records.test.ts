@@ -80,6 +80,7 @@ for (const backend of backends()) {
         { kind: 'invite', roomId: OTHER, userId: BOB, cause: SYSOP },
         { kind: 'publish_policy', roomId: POLICY, eventType: 'm.policy.rule.user', stateKey: `rule:${ALICE}`, content: { entity: ALICE, recommendation: 'm.ban', reason: 'r' }, cause: cause() },
         { kind: 'suspend', userId: ALICE, cause: sample.suspensions[0]!.cause },
+        { kind: 'end_sessions', userId: ALICE, centralId: '1', cause: sample.sessionEnds[0]!.cause },
       ];
       const after = await store.apply(emptyRecords(), actions);
       assert.deepEqual(sorted(after), sorted(sample));
