@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ModerationAuditLog, ModerationRecordStore } from '../../src/moderation/records.ts';
-import { backends, type TestDatabase } from '../support/backends.ts';
+import type { TestDatabase } from '../support/backends.ts';
 import type { Running } from '../support/cli.ts';
 import { mediawikiAvailable } from '../support/mediawiki.ts';
 import { eventually, startMirrorStack, type MirrorStack } from '../support/mirror-stack.ts';
@@ -14,7 +14,6 @@ import { skipUnless } from '../support/real-parts.ts';
 import { synapseAvailable } from '../support/synapse.ts';
 
 const unavailable = mediawikiAvailable() ?? synapseAvailable();
-const postgres = backends().find((b) => b.name === 'postgres');
 
 describe('a sanction ends the person\'s Matrix sessions', { skip: skipUnless(unavailable), timeout: 180_000 }, () => {
   let stack: MirrorStack;
@@ -23,19 +22,18 @@ describe('a sanction ends the person\'s Matrix sessions', { skip: skipUnless(una
 
   before(async () => {
     if (unavailable) throw new Error(unavailable);
-    db = await postgres?.open({ migrated: false });
     stack = await startMirrorStack({
       names: ['Signed In Vandal', 'Partly Blocked'],
       rooms: 2,
-      databaseUrl: db?.url,
+      ownPostgres: true,
       config: { moderation: { sessions: { sitewide_block: true } } },
     });
+    db = stack.db;
     worker = stack.startWorker();
     await worker.waitFor(/moderation pass done/, 30_000);
   });
   after(async () => {
     await stack?.stop();
-    await db?.dispose();
   });
 
   const whoami = (token: string) =>

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ModerationAuditLog } from '../../src/moderation/records.ts';
-import { backends, type TestDatabase } from '../support/backends.ts';
+import type { TestDatabase } from '../support/backends.ts';
 import type { Running } from '../support/cli.ts';
 import { mediawikiAvailable } from '../support/mediawiki.ts';
 import { eventually, startMirrorStack, type MirrorStack } from '../support/mirror-stack.ts';
@@ -21,32 +21,28 @@ const POLL_S = 1;
 const RECOVERY_MS = (2 + 10) * POLL_S * 1000 + 20_000;
 const enc = encodeURIComponent;
 
-// A database of its own on the PostgreSQL server when there is one (the production case), so that
-// the audit can be read while the worker runs; the embedded database otherwise.
-const postgres = backends().find((b) => b.name === 'postgres');
-
 describe('the homeserver failing under the worker', { skip: skipUnless(unavailable), timeout: 600_000 }, () => {
   let stack: MirrorStack;
   let worker: Running;
+  /** PostgreSQL when there is one (the production case): the audit is read while the worker runs. */
   let db: TestDatabase | undefined;
 
   before(async () => {
     if (unavailable) throw new Error(unavailable);
-    db = await postgres?.open({ migrated: false });
     stack = await startMirrorStack({
       names: ['Arrives During Outage', 'Banned Mid Pass', 'Rate Limited'],
       rooms: 8,
-      databaseUrl: db?.url,
+      ownPostgres: true,
       // One event per 10 s for whoever the stack does not exempt; the bot is exempt until a test says otherwise.
       synapse: { config: { rc_message: { per_second: 0.1, burst_count: 1 } } },
     });
+    db = stack.db;
     worker = stack.startWorker();
     await worker.waitFor(/leader: moderation mirroring is running/, 30_000);
     await worker.waitFor(/moderation pass done/, 30_000);
   });
   after(async () => {
     await stack?.stop();
-    await db?.dispose();
   });
 
   async function exactlyOneBanPerRoom(name: string): Promise<void> {

@@ -2,7 +2,6 @@
 // wiki's OAuth 2 double, and openid-client as the relying party.
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import tls from 'node:tls';
 import * as client from 'openid-client';
 import YAML from 'yaml';
@@ -11,18 +10,13 @@ import { startService, type Service } from '../../src/commands/serve.ts';
 import { createLogger } from '../../src/log.ts';
 import { Browser, type Hop } from './browser.ts';
 import { WikiOAuthDouble, type ProfileStyle, type WikiUser } from './wiki-oauth-double.ts';
+import { freePort } from './ports.ts';
 
 export const RP_CALLBACK = 'http://127.0.0.1:9/rp/callback';
 export const RP_LOGGED_OUT = 'http://127.0.0.1:9/rp/logged-out';
 export const WIKI_CONSUMER = { key: 'wms-consumer', secret: 'wms-consumer-secret' };
 
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort };
 
 export interface StackOptions {
   /** Extra configuration, merged over the defaults section by section. */

@@ -11,6 +11,7 @@ import { openDatabase, type Database } from '../../src/db/index.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
 import { LocalpartPolicy } from '../../src/identity/localpart.ts';
+import { backends, type TestDatabase } from './backends.ts';
 import { start, type Running } from './cli.ts';
 import { startWiki, type TestWiki } from './mediawiki.ts';
 import { clientApi, startSynapse, type RegisteredUser, type Synapse, type SynapseOptions } from './synapse.ts';
@@ -42,6 +43,11 @@ export interface MirrorStackOptions {
   rooms?: number;
   /** The worker's database: a PostgreSQL URL, or else PGlite in the stack's folder. */
   databaseUrl?: string | undefined;
+  /**
+   * A database of the stack's own on the test PostgreSQL server when there is one (so that a test
+   * can read it while workers run; `MirrorStack.db`), PGlite otherwise.
+   */
+  ownPostgres?: boolean;
   synapse?: SynapseOptions;
   /** Merged over the generated service config's sections (`sync`, `matrix`, `logging`…). */
   config?: Record<string, Record<string, unknown>>;
@@ -56,6 +62,8 @@ export interface MirrorStack {
   users: Map<string, RegisteredUser>;
   configPath: string;
   dir: string;
+  /** The stack's own PostgreSQL database (`ownPostgres`), open for the test to read. */
+  db: TestDatabase | undefined;
   /** Rewrites the config with these sections merged over the generated ones. */
   writeConfig(overrides?: Record<string, Record<string, unknown>>): void;
   startWorker(): Running;
@@ -71,7 +79,9 @@ export interface MirrorStack {
   stop(): Promise<void>;
 }
 
-export async function startMirrorStack(options: MirrorStackOptions): Promise<MirrorStack> {
+export async function startMirrorStack(input: MirrorStackOptions): Promise<MirrorStack> {
+  const own = input.ownPostgres ? await backends().find((b) => b.name === 'postgres')?.open({ migrated: false }) : undefined;
+  const options = own ? { ...input, databaseUrl: own.url } : input;
   const dir = mkdtempSync(join(tmpdir(), 'wms-mirror-'));
   const [wiki, synapse] = await Promise.all([startWiki(), startSynapse(options.synapse)]);
   const workers: Running[] = [];
@@ -81,6 +91,7 @@ export async function startMirrorStack(options: MirrorStackOptions): Promise<Mir
     await Promise.all(workers.map((w) => w.exited));
     await synapse.stop();
     await wiki.stop();
+    await own?.dispose();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -153,6 +164,7 @@ export async function startMirrorStack(options: MirrorStackOptions): Promise<Mir
       users,
       configPath,
       dir,
+      db: own,
       writeConfig,
       startWorker() {
         const worker = start(['worker', '--config', configPath]);
