@@ -6,7 +6,7 @@ import type { Logger } from '../log.ts';
 import { ModerationExecutor, type PassResult, type Plan } from '../moderation/executor.ts';
 import { describeCause } from '../moderation/policy.ts';
 import type { Action } from '../moderation/types.ts';
-import { revokeAccount } from '../oidc/adapter.ts';
+import { endAccountSessions } from '../oidc/logout.ts';
 import { openMigratedDatabase } from './common.ts';
 import { matrixGatewayFrom, wikiSources, WORKER_LOCK, type WorkerDeps } from './worker.ts';
 
@@ -46,7 +46,7 @@ export async function runSync(options: SyncOptions): Promise<number> {
       serverName: config.matrix.server_name,
       noticeRoom: config.sync.moderation_room,
       dryRun,
-      revokeAccount: (accountId) => revokeAccount(db, accountId),
+      revokeAccount: async (accountId) => (await endAccountSessions({ db, config, log }, accountId)).revoked,
     });
     const state = await source.fullPass();
     const plan = await executor.plan(state);

@@ -7,7 +7,7 @@ import { EventStreamTrigger, LogPoller, PostgresSyncCursorStore, WikiSource } fr
 import { startModerationWorker, type ModerationWorker, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
 import { followRenames } from '../moderation/display-names.ts';
-import { revokeAccount } from '../oidc/adapter.ts';
+import { endAccountSessions } from '../oidc/logout.ts';
 import { withHomeserverIds } from '../moderation/matrix-ids.ts';
 import { openMigratedDatabase } from './common.ts';
 
@@ -117,7 +117,7 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
     fullPassIntervalMs: config.sync.full_pass_interval * 1000,
     pollIntervalMs: config.sync.poll_interval * 1000,
     lockName: WORKER_LOCK,
-    revokeAccount: (accountId) => revokeAccount(db, accountId),
+    revokeAccount: async (accountId) => (await endAccountSessions({ db, config, log }, accountId)).revoked,
     ...(afterPass && { afterPass }),
   });
   return {

@@ -14,6 +14,7 @@ import { accountRepository, wikiIdOf } from '../../src/compose.ts';
 import { SdkMatrixGateway } from '../../src/matrix/index.ts';
 import { moderationConfigSchema } from '../../src/moderation/config.ts';
 import { ModerationExecutor } from '../../src/moderation/executor.ts';
+import { endAccountSessions } from '../../src/oidc/logout.ts';
 import { editor, freePort, readSnippet, startStack, trustTestCa, type Stack } from '../support/login-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { installedSynapseVersion, startSynapse, synapseAvailable, type Synapse } from '../support/synapse.ts';
@@ -288,5 +289,18 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
     assert.equal(gone.status, 401, JSON.stringify(gone.json));
     assert.equal(gone.json.errcode, 'M_UNKNOWN_TOKEN');
     assert.equal((await whoami(other.accessToken)).status, 200, 'another person\'s device stays signed in');
+  });
+
+  test('a wiki sanction that ends the person\'s sessions: Synapse takes the service\'s own back-channel logout token', async () => {
+    const sanctioned = await signIn(editor({ centralId: 7101, username: 'Gesperrt' }));
+    const bystander = await signIn(editor({ centralId: 7102, username: 'Unbeteiligt' }));
+    assert.equal((await whoami(sanctioned.accessToken)).status, 200);
+    // What the worker runs for an end_sessions action (before it also logs the devices out through the admin API).
+    const ended = await endAccountSessions({ db: stack.service.db, config: stack.config, log: pino({ level: 'silent' }) }, '7101');
+    assert.deepEqual(ended.notified, [{ clientId: 'synapse', delivered: true }]);
+    const gone = await whoami(sanctioned.accessToken);
+    assert.equal(gone.status, 401, JSON.stringify(gone.json));
+    assert.equal(gone.json.errcode, 'M_UNKNOWN_TOKEN');
+    assert.equal((await whoami(bystander.accessToken)).status, 200);
   });
 });

@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import * as jose from 'jose';
 import * as client from 'openid-client';
 import { emptyRecords, ModerationRecordStore } from '../../src/moderation/records.ts';
-import { revokeAccount } from '../../src/oidc/adapter.ts';
+import { createLogger } from '../../src/log.ts';
+import { endAccountSessions } from '../../src/oidc/logout.ts';
 import { Browser } from '../support/browser.ts';
 import { HOMESERVER, RP_CALLBACK, RP_LOGGED_OUT, RelyingParty, continueToWiki, editor, startStack, type Stack } from '../support/login-stack.ts';
 import { backends } from '../support/backends.ts';
@@ -99,7 +100,7 @@ for (const backend of backends()) {
       assert.equal(await accountCount(stack), 1);
     });
 
-    test('a sanction that ended the person\'s sessions: no refresh, no userinfo while it stands; revoked grants stay revoked', async () => {
+    test('a sanction that ended the person\'s sessions: no refresh, no userinfo while it stands; ending them revokes every grant and tells the homeserver by back-channel logout', async () => {
       stack.wiki.login = { user: editor({ centralId: 5151, username: 'Gesperrter Nutzer' }) };
       const { request, back } = await rp.signIn(new Browser());
       const tokens = await rp.exchange(back.location!, request);
@@ -115,7 +116,17 @@ for (const backend of backends()) {
       await records.apply(ended, [{ kind: 'forget', record: { type: 'session_end', userId }, why: 'unlocked' }]);
       const refreshed = await client.refreshTokenGrant(rp.config, tokens.refresh_token!);
       assert.equal((await client.fetchUserInfo(rp.config, refreshed.access_token, '5151')).sub, '5151');
-      assert.ok((await revokeAccount(stack.service.db, '5151')) >= 2, 'the session, grant and tokens');
+      const sent = stack.backchannel.tokens.length;
+      const revocation = await endAccountSessions({ db: stack.service.db, config: stack.config, log: createLogger('silent') }, '5151');
+      assert.ok(revocation.revoked >= 2, 'the session, grant and tokens');
+      assert.deepEqual(revocation.notified, [{ clientId: HOMESERVER.client_id, delivered: true }]);
+      // The homeserver is told which session ended, by the sid its ID token carried.
+      const jwks = jose.createRemoteJWKSet(new URL(rp.config.serverMetadata().jwks_uri!));
+      const { payload: idToken } = await jose.jwtVerify(tokens.id_token!, jwks, { issuer: stack.issuer, audience: HOMESERVER.client_id });
+      const logout = await jose.jwtVerify(stack.backchannel.tokens[sent]!, jwks, { issuer: stack.issuer, audience: HOMESERVER.client_id, typ: 'logout+jwt' });
+      assert.equal(logout.payload.sub, '5151');
+      assert.equal(logout.payload.sid, idToken.sid);
+      assert.deepEqual(logout.payload.events, { 'http://schemas.openid.net/event/backchannel-logout': {} });
       await assert.rejects(client.refreshTokenGrant(rp.config, refreshed.refresh_token!), (error: { error?: string }) => error.error === 'invalid_grant');
       await assert.rejects(client.fetchUserInfo(rp.config, refreshed.access_token, '5151'), /WWW-Authenticate|invalid_token/);
     });
