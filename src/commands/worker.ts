@@ -7,7 +7,7 @@ import { EventStreamTrigger, LogPoller, PostgresSyncCursorStore, WikiSource } fr
 import { startModerationWorker, type ModerationWorker, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
 import { followRenames } from '../moderation/display-names.ts';
-import { endAccountSessions } from '../oidc/logout.ts';
+import { deliverPendingLogouts, endAccountSessions } from '../oidc/logout.ts';
 import { withHomeserverIds } from '../moderation/matrix-ids.ts';
 import { openMigratedDatabase } from './common.ts';
 
@@ -102,8 +102,12 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
   const idp = config.matrix.synapse_idp_id;
   const accounts = accountRepository(db, config);
   const source = idp ? withHomeserverIds(sources.source, { gateway, accounts, authProvider: idp, serverName: config.matrix.server_name, log }) : sources.source;
-  // Display names are set through Synapse's admin API, so renames are followed on Synapse only.
-  const afterPass = idp ? async () => void (await followRenames({ gateway, accounts, wiki: wikiIdOf(config), log })) : undefined;
+  // After each pass: back-channel logouts a relying party did not take yet; and, through Synapse's
+  // admin API (so on Synapse only), display names that follow wiki renames.
+  const afterPass = async () => {
+    await deliverPendingLogouts({ db, config, log });
+    if (idp) await followRenames({ gateway, accounts, wiki: wikiIdOf(config), log });
+  };
   const moderation = startModerationWorker({
     db,
     log,
@@ -118,7 +122,7 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
     pollIntervalMs: config.sync.poll_interval * 1000,
     lockName: WORKER_LOCK,
     revokeAccount: async (accountId) => (await endAccountSessions({ db, config, log }, accountId)).revoked,
-    ...(afterPass && { afterPass }),
+    afterPass,
   });
   return {
     leading: moderation.leading,

@@ -2,7 +2,9 @@
 // worker, when a wiki sanction ends a person's sessions): the sessions, grants, codes and tokens
 // are deleted, and every relying party that took part in one of those sessions and registered a
 // `backchannel_logout_uri` is sent an OpenID Connect Back-Channel Logout token for it (`sub` and
-// the `sid` it knows the session by; Synapse requires `sid`), signed with the provider's key.
+// the `sid` it knows the session by; Synapse requires `sid`), signed with the provider's key. A
+// relying party that does not take it (down, refusing) is kept in `backchannel_logouts` and tried
+// again after each moderation pass, with back-off, until it does or its session would have ended.
 import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT } from 'jose';
 import type { Config } from '../config/load.ts';
@@ -45,15 +47,64 @@ export async function endAccountSessions(deps: EndSessionsDeps, accountId: strin
   });
   if (targets.length === 0) return { revoked, notified };
   const sign = await signer(deps);
+  const now = (deps.clock ?? (() => new Date()))();
   for (const target of targets) {
-    const delivered = await deliver(deps, target.uri, await sign(accountId, target.clientId, target.sid)).catch((error: unknown) => {
-      log.warn({ clientId: target.clientId, err: error }, 'the relying party did not take the back-channel logout; its tokens are revoked all the same');
-      return false;
-    });
+    const delivered = await attempt(deps, target.uri, await sign(accountId, target.clientId, target.sid), log, target.clientId);
+    if (!delivered) {
+      await deps.db.query('INSERT INTO backchannel_logouts (client_id, sub, sid, next_attempt_at, expires_at) VALUES ($1, $2, $3, $4, $5)', [
+        target.clientId, accountId, target.sid, new Date(now.getTime() + RETRY_BASE_MS), new Date(now.getTime() + deps.config.oidc.ttl.session * 1000),
+      ]);
+    }
     notified.push({ clientId: target.clientId, delivered });
   }
   log.info({ sub: accountId, revoked, notified }, 'ended every session of the account');
   return { revoked, notified };
+}
+
+const RETRY_BASE_MS = 10_000;
+const RETRY_MAX_MS = 10 * 60_000;
+
+/**
+ * Tries the back-channel logouts that are due again; delivered ones are done, expired ones (or of
+ * a client no longer configured) are dropped with a warning. Says how many were delivered.
+ */
+export async function deliverPendingLogouts(deps: EndSessionsDeps): Promise<{ delivered: number; pending: number; dropped: number }> {
+  const log = deps.log.child({ component: 'session-end' });
+  const now = (deps.clock ?? (() => new Date()))();
+  const { rows } = await deps.db.query<{ id: string; client_id: string; sub: string; sid: string; attempts: number; expires_at: Date }>(
+    'SELECT id::text AS id, client_id, sub, sid, attempts, expires_at FROM backchannel_logouts WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 100',
+    [now],
+  );
+  const result = { delivered: 0, pending: 0, dropped: 0 };
+  if (rows.length === 0) return result;
+  const sign = await signer(deps);
+  for (const row of rows) {
+    const uri = deps.config.oidc.clients.find((c) => c.client_id === row.client_id)?.backchannel_logout_uri;
+    if (!uri || new Date(row.expires_at).getTime() <= now.getTime()) {
+      await deps.db.query('DELETE FROM backchannel_logouts WHERE id = $1::bigint', [row.id]);
+      log.warn({ clientId: row.client_id, sub: row.sub, attempts: row.attempts }, 'gave up a back-channel logout: the relying party never took it before its session would have ended');
+      result.dropped += 1;
+    } else if (await attempt(deps, uri, await sign(row.sub, row.client_id, row.sid), log, row.client_id)) {
+      await deps.db.query('DELETE FROM backchannel_logouts WHERE id = $1::bigint', [row.id]);
+      log.info({ clientId: row.client_id, sub: row.sub, attempts: row.attempts + 1 }, 'a back-channel logout was delivered on a later try');
+      result.delivered += 1;
+    } else {
+      const wait = Math.min(RETRY_BASE_MS * 2 ** row.attempts, RETRY_MAX_MS);
+      await deps.db.query('UPDATE backchannel_logouts SET attempts = attempts + 1, next_attempt_at = $2 WHERE id = $1::bigint', [row.id, new Date(now.getTime() + wait)]);
+      result.pending += 1;
+    }
+  }
+  return result;
+}
+
+async function attempt(deps: EndSessionsDeps, uri: string, token: string, log: Logger, clientId: string): Promise<boolean> {
+  try {
+    if (await deliver(deps, uri, token)) return true;
+    log.warn({ clientId }, 'the relying party refused the back-channel logout; it is tried again later');
+  } catch (error) {
+    log.warn({ clientId, err: error }, 'the relying party did not answer the back-channel logout; it is tried again later');
+  }
+  return false;
 }
 
 async function signer(deps: EndSessionsDeps) {

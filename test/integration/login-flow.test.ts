@@ -6,7 +6,7 @@ import * as jose from 'jose';
 import * as client from 'openid-client';
 import { emptyRecords, ModerationRecordStore } from '../../src/moderation/records.ts';
 import { createLogger } from '../../src/log.ts';
-import { endAccountSessions } from '../../src/oidc/logout.ts';
+import { deliverPendingLogouts, endAccountSessions } from '../../src/oidc/logout.ts';
 import { Browser } from '../support/browser.ts';
 import { HOMESERVER, RP_CALLBACK, RP_LOGGED_OUT, RelyingParty, continueToWiki, editor, startStack, type Stack } from '../support/login-stack.ts';
 import { backends } from '../support/backends.ts';
@@ -120,6 +120,7 @@ for (const backend of backends()) {
       const revocation = await endAccountSessions({ db: stack.service.db, config: stack.config, log: createLogger('silent') }, '5151');
       assert.ok(revocation.revoked >= 2, 'the session, grant and tokens');
       assert.deepEqual(revocation.notified, [{ clientId: HOMESERVER.client_id, delivered: true }]);
+      assert.deepEqual(await deliverPendingLogouts({ db: stack.service.db, config: stack.config, log: createLogger('silent') }), { delivered: 0, pending: 0, dropped: 0 });
       // The homeserver is told which session ended, by the sid its ID token carried.
       const jwks = jose.createRemoteJWKSet(new URL(rp.config.serverMetadata().jwks_uri!));
       const { payload: idToken } = await jose.jwtVerify(tokens.id_token!, jwks, { issuer: stack.issuer, audience: HOMESERVER.client_id });
@@ -129,6 +130,37 @@ for (const backend of backends()) {
       assert.deepEqual(logout.payload.events, { 'http://schemas.openid.net/event/backchannel-logout': {} });
       await assert.rejects(client.refreshTokenGrant(rp.config, refreshed.refresh_token!), (error: { error?: string }) => error.error === 'invalid_grant');
       await assert.rejects(client.fetchUserInfo(rp.config, refreshed.access_token, '5151'), /WWW-Authenticate|invalid_token/);
+    });
+
+    test('a relying party down during a sanction\'s logout gets it later, with back-off; one that never comes back is given up', async () => {
+      stack.wiki.login = { user: editor({ centralId: 5252, username: 'Zweimal Gesperrt' }) };
+      const { request, back } = await rp.signIn(new Browser());
+      const tokens = await rp.exchange(back.location!, request);
+      const log = createLogger('silent');
+      const db = stack.service.db;
+      const down = { ...stack.config, oidc: { ...stack.config.oidc, clients: stack.config.oidc.clients.map((c) => ({ ...c, backchannel_logout_uri: 'http://127.0.0.1:9/unreachable' })) } };
+      const start = Date.now();
+      const revocation = await endAccountSessions({ db, config: down, log }, '5252');
+      assert.deepEqual(revocation.notified, [{ clientId: HOMESERVER.client_id, delivered: false }]);
+      await assert.rejects(client.refreshTokenGrant(rp.config, tokens.refresh_token!), (error: { error?: string }) => error.error === 'invalid_grant', 'revoked all the same');
+
+      const at = (ms: number) => () => new Date(start + ms);
+      assert.deepEqual(await deliverPendingLogouts({ db, config: down, log, clock: at(1_000) }), { delivered: 0, pending: 0, dropped: 0 }, 'not due yet');
+      assert.deepEqual(await deliverPendingLogouts({ db, config: down, log, clock: at(11_000) }), { delivered: 0, pending: 1, dropped: 0 }, 'still down');
+      assert.deepEqual(await deliverPendingLogouts({ db, config: stack.config, log, clock: at(20_000) }), { delivered: 0, pending: 0, dropped: 0 }, 'backed off: 20 s after the second try');
+      const sent = stack.backchannel.tokens.length;
+      assert.deepEqual(await deliverPendingLogouts({ db, config: stack.config, log, clock: at(40_000) }), { delivered: 1, pending: 0, dropped: 0 }, 'back up: delivered');
+      const jwks = jose.createRemoteJWKSet(new URL(rp.config.serverMetadata().jwks_uri!));
+      const logout = await jose.jwtVerify(stack.backchannel.tokens[sent]!, jwks, { issuer: stack.issuer, audience: HOMESERVER.client_id, typ: 'logout+jwt' });
+      assert.equal(logout.payload.sub, '5252');
+
+      // Another that never comes back: dropped once its session would have ended anyway.
+      stack.wiki.login = { user: editor({ centralId: 5253, username: 'Nie Erreicht' }) };
+      const again = await rp.signIn(new Browser());
+      await rp.exchange(again.back.location!, again.request);
+      await endAccountSessions({ db, config: down, log }, '5253');
+      const afterSession = stack.config.oidc.ttl.session * 1000 + 60_000;
+      assert.deepEqual(await deliverPendingLogouts({ db, config: down, log, clock: () => new Date(Date.now() + afterSession) }), { delivered: 0, pending: 0, dropped: 1 });
     });
 
     test('a second sign-in after a wiki rename keeps the Matrix localpart and updates the name', async () => {
