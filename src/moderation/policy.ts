@@ -164,7 +164,8 @@ function suspensionCauses(user: WikiUserState, wiki: string, config: ModerationC
 function sessionEndCauses(user: WikiUserState, wiki: string, config: ModerationConfig, now: Date): WikiCause[] {
   const { global_lock: onLock, global_block: onGlobalBlock, sitewide_block: onBlock } = config.sessions;
   const causes = onGlobalBlock ? globalBlockCauses(user, wiki, now) : [];
-  if (onBlock) causes.push(...banCauses(user, wiki, { ...config, partial_blocks: 'ignore', global_blocks: false, global_locks: false }, now));
+  // Sitewide local blocks only (a partial block never ends sessions, whatever it does to bans).
+  if (onBlock) causes.push(...banCauses(user, wiki, config, now).filter((c) => c.kind === 'block'));
   const lock = onLock ? lockCause(user, wiki) : undefined;
   return lock ? [...causes, lock] : causes;
 }
