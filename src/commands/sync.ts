@@ -46,7 +46,7 @@ export async function runSync(options: SyncOptions): Promise<number> {
       serverName: config.matrix.server_name,
       noticeRoom: config.sync.moderation_room,
       dryRun,
-      revokeAccount: async (accountId) => (await endAccountSessions({ db, config, log }, accountId)).revoked,
+      revokeAccount: (accountId) => endAccountSessions({ db, config, log }, accountId),
     });
     const state = await source.fullPass();
     const plan = await executor.plan(state);

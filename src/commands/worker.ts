@@ -9,6 +9,9 @@ import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../
 import { followRenames } from '../moderation/display-names.ts';
 import { deliverPendingLogouts, endAccountSessions } from '../oidc/logout.ts';
 import { withHomeserverIds } from '../moderation/matrix-ids.ts';
+import { ModerationAuditLog, type AuditEntry } from '../moderation/records.ts';
+import type { PassResult } from '../moderation/executor.ts';
+import type { AccountRepository } from '../identity/accounts.ts';
 import { openMigratedDatabase } from './common.ts';
 
 export const WORKER_LOCK = 'wiki-matrix-sso:worker';
@@ -104,8 +107,8 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
   const source = idp ? withHomeserverIds(sources.source, { gateway, accounts, authProvider: idp, serverName: config.matrix.server_name, log }) : sources.source;
   // After each pass: back-channel logouts a relying party did not take yet; and, through Synapse's
   // admin API (so on Synapse only), display names that follow wiki renames.
-  const afterPass = async () => {
-    await deliverPendingLogouts({ db, config, log });
+  const afterPass = async (pass: PassResult) => {
+    await deliverAndAudit({ db, config, log, accounts, passId: pass.passId });
     if (idp) await followRenames({ gateway, accounts, wiki: wikiIdOf(config), log });
   };
   const moderation = startModerationWorker({
@@ -121,7 +124,7 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
     fullPassIntervalMs: config.sync.full_pass_interval * 1000,
     pollIntervalMs: config.sync.poll_interval * 1000,
     lockName: WORKER_LOCK,
-    revokeAccount: async (accountId) => (await endAccountSessions({ db, config, log }, accountId)).revoked,
+    revokeAccount: (accountId) => endAccountSessions({ db, config, log }, accountId),
     afterPass,
   });
   return {
@@ -131,6 +134,33 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
       await moderation.stop();
     },
   };
+}
+
+/**
+ * Back-channel logouts that were not taken when the sessions ended, tried again; each one that is
+ * delivered or given up is audited, beside the `end_sessions` entry that first sent it.
+ */
+async function deliverAndAudit(deps: { db: Database; config: Config; log: Logger; accounts: AccountRepository; passId: string }): Promise<void> {
+  const { settled } = await deliverPendingLogouts(deps);
+  if (settled.length === 0) return;
+  const at = new Date();
+  const entries: AuditEntry[] = [];
+  for (const logout of settled) {
+    const account = await deps.accounts.findByCentralId(wikiIdOf(deps.config), logout.accountId);
+    entries.push({
+      at,
+      passId: deps.passId,
+      dryRun: false,
+      kind: 'backchannel_logout',
+      roomId: null,
+      userId: account ? (account.matrixUserId ?? `@${account.localpart}:${deps.config.matrix.server_name}`) : null,
+      cause: null,
+      outcome: logout.outcome === 'delivered' ? 'applied' : 'failed',
+      error: logout.outcome === 'delivered' ? null : 'the relying party never took it before its session would have ended',
+      detail: { client: logout.clientId, centralId: logout.accountId, tries: logout.tries },
+    });
+  }
+  await new ModerationAuditLog(deps.db).append(entries);
 }
 
 function startIdle(log: Logger, db: Database): Worker {

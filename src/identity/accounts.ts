@@ -28,6 +28,12 @@ export interface Account {
   renamedFrom: string | undefined;
 }
 
+/** The Matrix IDs an account goes by: the one the homeserver reports, and the one the service proposes. */
+export function matrixIdsOf(account: Pick<Account, 'matrixUserId' | 'localpart'>, serverName: string): string[] {
+  const proposed = `@${account.localpart}:${serverName}`;
+  return account.matrixUserId === undefined || account.matrixUserId === proposed ? [proposed] : [account.matrixUserId, proposed];
+}
+
 /** Who just logged in, as the wiki's OAuth profile says. */
 export interface LoginIdentity {
   wiki: string;

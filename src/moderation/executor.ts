@@ -37,9 +37,20 @@ export interface ExecutorOptions {
   fence?: (tx: Queryable) => Promise<void>;
   /** Checked before each change to Matrix: throws when this process is no longer the leader (Leadership.verify). */
   verify?: () => Promise<void>;
-  /** Revokes everything the provider issued to this account (sessions, grants, tokens); for `end_sessions`. */
-  revokeAccount?: (accountId: string) => Promise<number>;
+  /**
+   * Revokes everything the provider issued to this account (sessions, grants, tokens) and sends
+   * the relying parties their back-channel logouts; for `end_sessions`.
+   */
+  revokeAccount?: (accountId: string) => Promise<ProviderSessionsEnded>;
   passId?: () => string;
+}
+
+/** What ending an account's sessions at the provider did (`endAccountSessions`). */
+export interface ProviderSessionsEnded {
+  /** Sessions, grants, codes and tokens deleted. */
+  revoked: number;
+  /** Each back-channel logout sent; one not delivered is kept and tried again after later passes. */
+  notified: { clientId: string; delivered: boolean }[];
 }
 
 export interface Plan {
@@ -62,6 +73,8 @@ export interface ActionResult {
   action: Action;
   outcome: AuditOutcome;
   error?: string;
+  /** Figures of what was done, added to the audit entry's detail (ended sessions, logouts sent). */
+  detail?: Record<string, unknown>;
 }
 
 export interface PassResult {
@@ -112,7 +125,7 @@ export class ModerationExecutor {
   readonly #passId: () => string;
   readonly #fence: ((tx: Queryable) => Promise<void>) | undefined;
   readonly #verify: (() => Promise<void>) | undefined;
-  readonly #revokeAccount: ((accountId: string) => Promise<number>) | undefined;
+  readonly #revokeAccount: ((accountId: string) => Promise<ProviderSessionsEnded>) | undefined;
   #pending: PendingCommit[] = [];
 
   constructor(options: ExecutorOptions) {
@@ -247,9 +260,9 @@ export class ModerationExecutor {
       return this.#dryRun ? { result: { action, outcome: 'dry_run' }, commit: false, stopPass: false } : { result: { action, outcome: 'applied' }, commit: true, stopPass: false };
     }
     try {
-      const outcome: WriteOutcome = await this.#write(action);
+      const { outcome, detail } = action.kind === 'end_sessions' ? await this.#endSessions(action) : { outcome: await this.#write(action), detail: undefined };
       this.#log.debug({ kind: action.kind, roomId: 'roomId' in action ? action.roomId : undefined, outcome }, 'moderation action');
-      return { result: { action, outcome }, commit: outcome !== 'dry_run' && !this.#dryRun, stopPass: false };
+      return { result: { action, outcome, ...(detail && { detail }) }, commit: outcome !== 'dry_run' && !this.#dryRun, stopPass: false };
     } catch (error) {
       // Anything but a MatrixError is a bug, not a homeserver answer: the pass ends here.
       if (!(error instanceof MatrixError)) throw error;
@@ -261,7 +274,7 @@ export class ModerationExecutor {
     }
   }
 
-  #write(action: Exclude<Action, { kind: 'report' | 'forget' }>): Promise<WriteOutcome> {
+  #write(action: Exclude<Action, { kind: 'report' | 'forget' | 'end_sessions' }>): Promise<WriteOutcome> {
     const g = this.#gateway;
     switch (action.kind) {
       case 'ban':
@@ -277,8 +290,6 @@ export class ModerationExecutor {
       case 'suspend':
       case 'unsuspend':
         return g.suspend(action.userId, action.kind === 'suspend');
-      case 'end_sessions':
-        return this.#endSessions(action);
       case 'publish_policy':
         return g.sendStateEvent(action.roomId, action.eventType, action.stateKey, { ...action.content });
       case 'retract_policy':
@@ -287,10 +298,11 @@ export class ModerationExecutor {
   }
 
   /** The provider's grants first (no new tokens), then every device on the homeserver. */
-  async #endSessions(action: Extract<Action, { kind: 'end_sessions' }>): Promise<WriteOutcome> {
-    const revoked = this.#dryRun ? 0 : ((await this.#revokeAccount?.(action.centralId)) ?? 0);
+  async #endSessions(action: Extract<Action, { kind: 'end_sessions' }>): Promise<{ outcome: WriteOutcome; detail: Record<string, unknown> | undefined }> {
+    const ended = this.#dryRun || !this.#revokeAccount ? undefined : await this.#revokeAccount(action.centralId);
     const devices = await this.#gateway.logoutDevices(action.userId);
-    return revoked > 0 ? (devices === 'dry_run' ? devices : 'applied') : devices;
+    const outcome = ended && (ended.revoked > 0 || ended.notified.length > 0) && devices !== 'dry_run' ? 'applied' : devices;
+    return { outcome, detail: ended && { revoked: ended.revoked, logouts: ended.notified.map((n) => ({ client: n.clientId, delivered: n.delivered })) } };
   }
 
   /**
@@ -430,7 +442,7 @@ export function auditEntries(action: Action, result: ActionResult, context: Audi
     case 'unsuspend':
       return [{ ...base, roomId: null, userId: action.userId, cause: action.cause, detail: {} }];
     case 'end_sessions':
-      return [{ ...base, roomId: null, userId: action.userId, cause: action.cause, detail: { centralId: action.centralId } }];
+      return [{ ...base, roomId: null, userId: action.userId, cause: action.cause, detail: { centralId: action.centralId, ...result.detail } }];
     case 'publish_policy':
       return [{ ...base, roomId: action.roomId, userId: action.content.entity, cause: action.cause, detail: { stateKey: action.stateKey, reason: action.content.reason } }];
     case 'retract_policy': {

@@ -258,11 +258,17 @@ export class ModerationRecordStore {
 export const AUDIT_OUTCOMES = ['applied', 'unchanged', 'dry_run', 'failed', 'lacks_power', 'reported'] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
+/**
+ * What an audit entry is of: an action of a pass, or `backchannel_logout`, a relying party's
+ * logout that was delivered (or given up) on a later try after a pass that ended sessions.
+ */
+export type AuditKind = ActionKind | 'backchannel_logout';
+
 export interface AuditEntry {
   at: Date;
   passId: string;
   dryRun: boolean;
-  kind: ActionKind;
+  kind: AuditKind;
   roomId: string | null;
   userId: string | null;
   cause: WikiCause | null;
@@ -280,7 +286,7 @@ export interface AuditRecord extends AuditEntry {
 export interface AuditFilter {
   userId?: string;
   roomId?: string;
-  kind?: ActionKind;
+  kind?: AuditKind;
   outcome?: AuditOutcome;
   passId?: string;
   /** Entries older than this id (the `next` of the previous page). */
@@ -314,7 +320,7 @@ interface AuditRow {
   at: Date;
   pass_id: string;
   dry_run: boolean;
-  kind: ActionKind;
+  kind: AuditKind;
   room_id: string | null;
   user_id: string | null;
   cause: unknown;

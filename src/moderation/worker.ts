@@ -11,7 +11,7 @@ import { lead, NotLeaderError, type Leadership } from '../db/leader.ts';
 import type { Logger } from '../log.ts';
 import type { MatrixGateway } from '../matrix/index.ts';
 import type { ModerationConfig } from './config.ts';
-import { ModerationExecutor, type PassResult } from './executor.ts';
+import { ModerationExecutor, type ExecutorOptions, type PassResult } from './executor.ts';
 import { ModerationRecordStore } from './records.ts';
 import type { WikiState } from './types.ts';
 
@@ -63,9 +63,9 @@ export interface ModerationWorkerOptions {
   /** Pause after a failed pass before the next try. Default: the poll interval. */
   retryMs?: number;
   /** Revokes what the provider issued to an account, when a sanction ends its sessions. */
-  revokeAccount?: (accountId: string) => Promise<number>;
+  revokeAccount?: ExecutorOptions['revokeAccount'];
   /** Run after each pass (following renames); a failure is logged and never fails the pass. */
-  afterPass?: () => Promise<void>;
+  afterPass?: (pass: PassResult) => Promise<void>;
   clock?: () => Date;
 }
 
@@ -166,7 +166,7 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     const result = await executor.run(state, { signal: passAbort.signal });
     const next = await records.nextExpiry(clock());
     expiring = next && { at: next.at.getTime() + EXPIRY_GRACE_MS, userIds: next.userIds };
-    await options.afterPass?.().catch((error) => log.warn({ err: error }, 'the work after a pass failed; it is tried again after the next one'));
+    await options.afterPass?.(result).catch((error) => log.warn({ err: error }, 'the work after a pass failed; it is tried again after the next one'));
     return result;
   }
 

@@ -55,7 +55,8 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
   const actionApi = w.client_id ? actionApiClient(config, log, fetchImpl) : undefined;
   if (!wiki) log.warn('wiki.client_id is not set: people cannot sign in until the wiki OAuth consumer is configured');
 
-  const provider = createProvider({ config, wikiId, adapter: adapterFactory(db, clock), jwks, accounts, profiles, endedSessions: new EndedSessionStore(db), pages, log });
+  const endedSessions = new EndedSessionStore(db);
+  const provider = createProvider({ config, wikiId, adapter: adapterFactory(db, clock), jwks, accounts, profiles, endedSessions, pages, log });
   const callback = provider.callback();
   const guard = createGuards(config);
   const purge = startPurgeJob(db, { intervalMs: 10 * 60_000, log, clock });
@@ -65,7 +66,7 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
   return {
     middleware: [staticAssets()],
     routes(router) {
-      mountInteractions(router, { provider, config, wikiId, wiki, actionApi, logins, accounts, profiles, pages, clock, log });
+      mountInteractions(router, { provider, config, wikiId, wiki, actionApi, logins, accounts, profiles, endedSessions, pages, clock, log });
     },
     fallback: async (ctx) => {
       const { req, answered } = await guard(ctx);

@@ -15,10 +15,10 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { Config } from '../config/load.ts';
-import type { AccountRepository } from '../identity/accounts.ts';
+import { matrixIdsOf, type AccountRepository } from '../identity/accounts.ts';
 import type { Logger } from '../log.ts';
 import { loginProblem } from '../login/policy.ts';
-import type { WikiLoginStore, WikiProfileStore } from '../login/store.ts';
+import type { EndedSessionStore, WikiLoginStore, WikiProfileStore } from '../login/store.ts';
 import { PROBLEM_KINDS, problemInfo, type Problem, type ProblemKind } from '../views/index.ts';
 import { WikiApiError, type ActionApiClient } from '../wiki/action-api.ts';
 import { WikiOAuthError, type WikiOAuthClient } from '../wiki/oauth.ts';
@@ -38,6 +38,8 @@ export interface InteractionDeps {
   logins: WikiLoginStore;
   accounts: AccountRepository;
   profiles: WikiProfileStore;
+  /** Whose sessions moderation ended for a sanction still in force: they may not sign in again. */
+  endedSessions: EndedSessionStore;
   pages: Pages;
   clock: () => Date;
   log: Logger;
@@ -51,6 +53,7 @@ const DESCRIPTIONS: Partial<Record<ProblemKind, string>> = {
   account_not_attached: 'the wiki account has no central (global) account',
   account_hidden: 'the wiki account is hidden',
   blocked: 'the wiki account is blocked',
+  sanctioned: 'a wiki sanction ended this person\'s sessions and still lasts',
   too_few_edits: 'the wiki account has too few edits',
   account_too_new: 'the wiki account is too new',
   missing_group: 'the wiki account is not in a required group',
@@ -269,6 +272,10 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     });
     if (problem) return { problem };
     if (profile.hidden) return { problem: { kind: 'account_hidden' } };
+    // The wiki refuses locked accounts itself; this holds for every sanction that ended sessions,
+    // and for the time a wiki lets an account through that moderation already saw sanctioned.
+    const known = await deps.accounts.findByCentralId(deps.wikiId, profile.centralId);
+    if (known && (await deps.endedSessions.ended(matrixIdsOf(known, deps.config.matrix.server_name)))) return { problem: { kind: 'sanctioned' } };
     const account = await deps.accounts.upsertOnLogin({ wiki: deps.wikiId, centralId: profile.centralId, username: profile.username });
     await deps.profiles.save(deps.wikiId, profile, deps.clock());
     await logins.recordAccount(state, { wiki: deps.wikiId, centralId: account.centralId });

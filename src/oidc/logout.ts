@@ -64,18 +64,36 @@ export async function endAccountSessions(deps: EndSessionsDeps, accountId: strin
 const RETRY_BASE_MS = 10_000;
 const RETRY_MAX_MS = 10 * 60_000;
 
+/** A back-channel logout that ended on a later try: delivered, or given up. */
+export interface SettledLogout {
+  clientId: string;
+  /** The account (`sub`) whose session it ended. */
+  accountId: string;
+  outcome: 'delivered' | 'dropped';
+  /** How many times it was sent, the first (when the sessions ended) included. */
+  tries: number;
+}
+
+export interface PendingLogoutsResult {
+  delivered: number;
+  pending: number;
+  dropped: number;
+  /** Each logout that was delivered or given up on this call, for the audit. */
+  settled: SettledLogout[];
+}
+
 /**
  * Tries the back-channel logouts that are due again; delivered ones are done, expired ones (or of
  * a client no longer configured) are dropped with a warning. Says how many were delivered.
  */
-export async function deliverPendingLogouts(deps: EndSessionsDeps): Promise<{ delivered: number; pending: number; dropped: number }> {
+export async function deliverPendingLogouts(deps: EndSessionsDeps): Promise<PendingLogoutsResult> {
   const log = deps.log.child({ component: 'session-end' });
   const now = (deps.clock ?? (() => new Date()))();
   const { rows } = await deps.db.query<{ id: string; client_id: string; sub: string; sid: string; attempts: number; expires_at: Date }>(
     'SELECT id::text AS id, client_id, sub, sid, attempts, expires_at FROM backchannel_logouts WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT 100',
     [now],
   );
-  const result = { delivered: 0, pending: 0, dropped: 0 };
+  const result: PendingLogoutsResult = { delivered: 0, pending: 0, dropped: 0, settled: [] };
   if (rows.length === 0) return result;
   const sign = await signer(deps);
   for (const row of rows) {
@@ -84,10 +102,12 @@ export async function deliverPendingLogouts(deps: EndSessionsDeps): Promise<{ de
       await deps.db.query('DELETE FROM backchannel_logouts WHERE id = $1::bigint', [row.id]);
       log.warn({ clientId: row.client_id, sub: row.sub, attempts: row.attempts }, 'gave up a back-channel logout: the relying party never took it before its session would have ended');
       result.dropped += 1;
+      result.settled.push({ clientId: row.client_id, accountId: row.sub, outcome: 'dropped', tries: row.attempts });
     } else if (await attempt(deps, uri, await sign(row.sub, row.client_id, row.sid), log, row.client_id)) {
       await deps.db.query('DELETE FROM backchannel_logouts WHERE id = $1::bigint', [row.id]);
       log.info({ clientId: row.client_id, sub: row.sub, attempts: row.attempts + 1 }, 'a back-channel logout was delivered on a later try');
       result.delivered += 1;
+      result.settled.push({ clientId: row.client_id, accountId: row.sub, outcome: 'delivered', tries: row.attempts + 1 });
     } else {
       const wait = Math.min(RETRY_BASE_MS * 2 ** row.attempts, RETRY_MAX_MS);
       await deps.db.query('UPDATE backchannel_logouts SET attempts = attempts + 1, next_attempt_at = $2 WHERE id = $1::bigint', [row.id, new Date(now.getTime() + wait)]);

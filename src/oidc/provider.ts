@@ -2,7 +2,7 @@
 // It owns the protocol state; the interaction routes (interactions.ts) only sign people in.
 import Provider, { type Adapter, type ClientMetadata, type Configuration, type JWK, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/load.ts';
-import type { AccountRepository } from '../identity/accounts.ts';
+import { matrixIdsOf, type AccountRepository } from '../identity/accounts.ts';
 import type { EndedSessionStore, WikiProfileStore } from '../login/store.ts';
 import type { Logger } from '../log.ts';
 import type { Problem } from '../views/index.ts';
@@ -112,8 +112,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       // Presenting a token (refresh, userinfo, code exchange): refused while a wiki sanction that
       // ended this person's sessions stands. oidc-provider answers invalid_grant / invalid_token.
       if (token) {
-        const userIds = [...new Set([account.matrixUserId, `@${account.localpart}:${config.matrix.server_name}`].filter((id): id is string => id !== undefined))];
-        if (await deps.endedSessions.ended(userIds)) {
+        if (await deps.endedSessions.ended(matrixIdsOf(account, config.matrix.server_name))) {
           log.info({ sub, kind: token.kind }, 'refused a token: a wiki sanction ended this person\'s sessions');
           return undefined;
         }

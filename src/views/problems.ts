@@ -9,6 +9,8 @@ export type Problem =
   | { kind: 'account_hidden' }
   /** The wiki sent a username no identity may hold (a NUL byte, a control character, an unpaired surrogate). */
   | { kind: 'account_name_invalid' }
+  /** Moderation ended the person's sessions for a wiki lock or block that still lasts (`moderation.sessions`). */
+  | { kind: 'sanctioned' }
   /** Refused for a block: `any` when every block counts (the profile's `blocked`), `sitewide` otherwise. */
   | { kind: 'blocked'; scope: 'any' | 'sitewide' }
   | { kind: 'too_few_edits'; minEdits: number }
@@ -50,6 +52,7 @@ const INFO: Readonly<Record<ProblemKind, ProblemInfo>> = {
   account_hidden: refused('hidden'),
   account_name_invalid: refused('name-invalid'),
   blocked: refused('blocked'),
+  sanctioned: refused('sanctioned'),
   too_few_edits: refused('too-few-edits'),
   account_too_new: refused('too-new'),
   missing_group: refused('missing-group'),

@@ -18,6 +18,7 @@ export const SAMPLE_PROBLEMS: readonly Problem[] = [
   { kind: 'account_name_invalid' },
   { kind: 'blocked', scope: 'any' },
   { kind: 'blocked', scope: 'sitewide' },
+  { kind: 'sanctioned' },
   { kind: 'too_few_edits', minEdits: 1 },
   { kind: 'too_few_edits', minEdits: 2 },
   { kind: 'too_few_edits', minEdits: 1000 },

@@ -111,6 +111,14 @@ for (const backend of backends()) {
 
       await assert.rejects(client.refreshTokenGrant(rp.config, tokens.refresh_token!), (error: { error?: string }) => error.error === 'invalid_grant');
       await assert.rejects(client.fetchUserInfo(rp.config, tokens.access_token, '5151'), /WWW-Authenticate|invalid_token/);
+      // Nor a new sign-in, even where the wiki lets the account through: a clear page, access_denied.
+      const browser = new Browser();
+      const again = await rp.signIn(browser);
+      assert.equal(again.back.status, 403, again.back.body.slice(0, 300));
+      assert.match(again.back.body, /Your account is under a sanction/);
+      assert.match(again.back.body, /cannot sign in again while it lasts/);
+      const returned = await browser.submit(again.back, /^Return to Example Homeserver/, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+      assert.equal(returned.location?.searchParams.get('error'), 'access_denied');
 
       // The record gone (the lock lifted), the old refresh token works again unless it was revoked.
       await records.apply(ended, [{ kind: 'forget', record: { type: 'session_end', userId }, why: 'unlocked' }]);
@@ -120,7 +128,7 @@ for (const backend of backends()) {
       const revocation = await endAccountSessions({ db: stack.service.db, config: stack.config, log: createLogger('silent') }, '5151');
       assert.ok(revocation.revoked >= 2, 'the session, grant and tokens');
       assert.deepEqual(revocation.notified, [{ clientId: HOMESERVER.client_id, delivered: true }]);
-      assert.deepEqual(await deliverPendingLogouts({ db: stack.service.db, config: stack.config, log: createLogger('silent') }), { delivered: 0, pending: 0, dropped: 0 });
+      assert.deepEqual(await deliverPendingLogouts({ db: stack.service.db, config: stack.config, log: createLogger('silent') }), { delivered: 0, pending: 0, dropped: 0, settled: [] });
       // The homeserver is told which session ended, by the sid its ID token carried.
       const jwks = jose.createRemoteJWKSet(new URL(rp.config.serverMetadata().jwks_uri!));
       const { payload: idToken } = await jose.jwtVerify(tokens.id_token!, jwks, { issuer: stack.issuer, audience: HOMESERVER.client_id });
@@ -145,11 +153,11 @@ for (const backend of backends()) {
       await assert.rejects(client.refreshTokenGrant(rp.config, tokens.refresh_token!), (error: { error?: string }) => error.error === 'invalid_grant', 'revoked all the same');
 
       const at = (ms: number) => () => new Date(start + ms);
-      assert.deepEqual(await deliverPendingLogouts({ db, config: down, log, clock: at(1_000) }), { delivered: 0, pending: 0, dropped: 0 }, 'not due yet');
-      assert.deepEqual(await deliverPendingLogouts({ db, config: down, log, clock: at(11_000) }), { delivered: 0, pending: 1, dropped: 0 }, 'still down');
-      assert.deepEqual(await deliverPendingLogouts({ db, config: stack.config, log, clock: at(20_000) }), { delivered: 0, pending: 0, dropped: 0 }, 'backed off: 20 s after the second try');
+      assert.deepEqual(await deliverPendingLogouts({ db, config: down, log, clock: at(1_000) }), { delivered: 0, pending: 0, dropped: 0, settled: [] }, 'not due yet');
+      assert.deepEqual(await deliverPendingLogouts({ db, config: down, log, clock: at(11_000) }), { delivered: 0, pending: 1, dropped: 0, settled: [] }, 'still down');
+      assert.deepEqual(await deliverPendingLogouts({ db, config: stack.config, log, clock: at(20_000) }), { delivered: 0, pending: 0, dropped: 0, settled: [] }, 'backed off: 20 s after the second try');
       const sent = stack.backchannel.tokens.length;
-      assert.deepEqual(await deliverPendingLogouts({ db, config: stack.config, log, clock: at(40_000) }), { delivered: 1, pending: 0, dropped: 0 }, 'back up: delivered');
+      assert.deepEqual(await deliverPendingLogouts({ db, config: stack.config, log, clock: at(40_000) }), { delivered: 1, pending: 0, dropped: 0, settled: [{ clientId: HOMESERVER.client_id, accountId: '5252', outcome: 'delivered', tries: 3 }] }, 'back up: delivered on the third try');
       const jwks = jose.createRemoteJWKSet(new URL(rp.config.serverMetadata().jwks_uri!));
       const logout = await jose.jwtVerify(stack.backchannel.tokens[sent]!, jwks, { issuer: stack.issuer, audience: HOMESERVER.client_id, typ: 'logout+jwt' });
       assert.equal(logout.payload.sub, '5252');
@@ -160,7 +168,9 @@ for (const backend of backends()) {
       await rp.exchange(again.back.location!, again.request);
       await endAccountSessions({ db, config: down, log }, '5253');
       const afterSession = stack.config.oidc.ttl.session * 1000 + 60_000;
-      assert.deepEqual(await deliverPendingLogouts({ db, config: down, log, clock: () => new Date(Date.now() + afterSession) }), { delivered: 0, pending: 0, dropped: 1 });
+      assert.deepEqual(await deliverPendingLogouts({ db, config: down, log, clock: () => new Date(Date.now() + afterSession) }), {
+        delivered: 0, pending: 0, dropped: 1, settled: [{ clientId: HOMESERVER.client_id, accountId: '5253', outcome: 'dropped', tries: 1 }],
+      });
     });
 
     test('a second sign-in after a wiki rename keeps the Matrix localpart and updates the name', async () => {

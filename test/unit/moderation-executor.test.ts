@@ -244,7 +244,10 @@ describe('moderation executor', () => {
   test('a global lock ends the sessions once: the provider\'s grants revoked, every device logged out, a record; the unlock forgets it', async () => {
     const revoked: string[] = [];
     const run = (state: WikiState, fields: Partial<ConstructorParameters<typeof ModerationExecutor>[0]> = {}) =>
-      executor({ revokeAccount: async (accountId) => (revoked.push(accountId), 3), ...fields }).run(state);
+      executor({
+        revokeAccount: async (accountId) => (revoked.push(accountId), { revoked: 3, notified: [{ clientId: 'homeserver', delivered: true }, { clientId: 'mas', delivered: false }] }),
+        ...fields,
+      }).run(state);
     const lock = { logId: 77, by: 'Steward', reason: 'cross-wiki abuse', timestamp: new Date('2030-06-01T10:00:00Z'), hidden: false };
     const locked = user('vandal', { lock });
     matrix.devices.set(mxid('vandal'), ['PHONE', 'LAPTOP']);
@@ -260,6 +263,12 @@ describe('moderation executor', () => {
     assert.equal(matrix.devices.has(mxid('vandal')), false, 'every device logged out');
     assert.deepEqual((await records()).sessionEnds.map((r) => [r.userId, r.cause.logId]), [[mxid('vandal'), 77]]);
     assert.match(first.notice ?? '', /Ended the sessions of @vandal:example\.org/);
+    const ended = (await audit()).filter((e) => e.kind === 'end_sessions' && !e.dryRun);
+    assert.deepEqual(
+      ended.map((e) => e.detail),
+      [{ centralId: locked.account.centralId, revoked: 3, logouts: [{ client: 'homeserver', delivered: true }, { client: 'mas', delivered: false }] }],
+      'the audit says what was revoked and which relying party took its logout',
+    );
 
     // Signed in again somewhere meanwhile? Not while locked (the login rules refuse): nothing more.
     const second = await run(wiki([locked]));
