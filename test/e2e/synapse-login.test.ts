@@ -4,93 +4,42 @@
 // the service and the wiki's OAuth double, and hears of logouts over the back channel. Every
 // step goes through Synapse's own client API with a cookie-keeping browser.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Browser, type Hop } from '../support/browser.ts';
+import { Browser } from '../support/browser.ts';
 import pino from 'pino';
 import { accountRepository, wikiIdOf } from '../../src/compose.ts';
 import { SdkMatrixGateway } from '../../src/matrix/index.ts';
 import { moderationConfigSchema } from '../../src/moderation/config.ts';
 import { ModerationExecutor } from '../../src/moderation/executor.ts';
 import { endAccountSessions } from '../../src/oidc/logout.ts';
-import { editor, freePort, readSnippet, startStack, trustTestCa, type Stack } from '../support/login-stack.ts';
+import { editor, type Stack } from '../support/login-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
-import { installedSynapseVersion, startSynapse, synapseAvailable, type Synapse } from '../support/synapse.ts';
-import { makeTestCa, type TestCa } from '../support/tls.ts';
+import { installedSynapseVersion, synapseAvailable, type Synapse } from '../support/synapse.ts';
+import { ELEMENT, IDP, SERVER_NAME, startSsoStack, type MatrixLogin, type SsoStack } from '../support/synapse-sso.ts';
 import type { WikiUser } from '../support/wiki-oauth-double.ts';
 import type { Account } from '../../src/identity/accounts.ts';
 
 const unavailable = synapseAvailable();
 const skip = skipUnless(unavailable);
-const IDP = 'oidc-wikimedia';
-const SERVER_NAME = 'example.org';
-/** A client Synapse hands login tokens to directly (sso.client_whitelist, as for Element Web). */
-const ELEMENT = 'http://127.0.0.1:9/element/';
 /** A client that is not whitelisted: Synapse asks the person before handing it a login token. */
 const OTHER_CLIENT = 'http://127.0.0.1:9/other-client/';
 
-interface MatrixLogin {
-  userId: string;
-  accessToken: string;
-  deviceId: string;
-  browser: Browser;
-  /** Whether Synapse showed its "Continue to your account" page before handing over the token. */
-  confirmed: boolean;
-}
-
 describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not installed)'}`, { skip, timeout: 240_000 }, () => {
-  let ca: TestCa;
-  let secretsDir: string;
+  let sso: SsoStack;
   let synapse: Synapse;
   let stack: Stack;
 
   before(async () => {
     if (unavailable) throw new Error(unavailable);
-    ca = await makeTestCa({ name: 'wiki-matrix-sso e2e CA' });
-    trustTestCa(ca.caCert);
-    secretsDir = await mkdtemp(join(tmpdir(), 'wms-synapse-login-'));
-    const secretFile = join(secretsDir, 'synapse-client-secret');
-    await writeFile(secretFile, 'synapse-client-secret-0123456789\n', { mode: 0o600 });
-    const port = await freePort();
-    const issuer = `https://127.0.0.1:${port}`;
-    synapse = await startSynapse({
-      serverName: SERVER_NAME,
-      trustedCaFile: ca.caCertPath,
-      config: readSnippet('config/synapse/oidc-provider.yaml', { ISSUER: issuer, CLIENT_SECRET_FILE: secretFile, ELEMENT_URL: ELEMENT }),
-    });
-    const client = readSnippet('config/synapse/client.yaml', { HOMESERVER_URL: synapse.baseUrl, CLIENT_SECRET_FILE: secretFile });
-    stack = await startStack({
-      port,
-      tls: { certFile: ca.certPath, keyFile: ca.keyPath },
-      clients: client.oidc.clients,
-      config: { login: { blocked: 'any' }, matrix: { server_name: SERVER_NAME } },
-    });
-    assert.equal(stack.issuer, issuer);
+    sso = await startSsoStack();
+    ({ synapse, stack } = sso);
   });
 
   after(async () => {
-    await stack?.stop();
-    await synapse?.stop();
-    await ca?.dispose();
-    if (secretsDir) await rm(secretsDir, { recursive: true, force: true });
+    await sso?.stop();
   });
 
-  async function clientApi(path: string, init: { token?: string; method?: string; body?: unknown } = {}): Promise<{ status: number; json: any }> {
-    const headers: Record<string, string> = {};
-    if (init.token) headers.authorization = `Bearer ${init.token}`;
-    if (init.body) headers['content-type'] = 'application/json';
-    const response = await fetch(`${synapse.baseUrl}${path}`, {
-      method: init.method ?? (init.body ? 'POST' : 'GET'),
-      headers,
-      ...(init.body ? { body: JSON.stringify(init.body) } : {}),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text ? JSON.parse(text) : {} };
-  }
-
+  const clientApi: SsoStack['clientApi'] = (path, init) => sso.clientApi(path, init);
   const admin = (path: string) => clientApi(path, { token: synapse.adminToken });
 
   async function userIds(): Promise<string[]> {
@@ -98,43 +47,8 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
     return (json.users as Array<{ name: string }>).map((u) => u.name).sort();
   }
 
-  /** From "Sign in with Wikimedia" in a Matrix client to the page or redirect Synapse ends on. */
-  async function ssoRedirect(browser: Browser, user: WikiUser, redirectUrl: string): Promise<Hop> {
-    stack.wiki.login = { user };
-    const start = `${synapse.baseUrl}/_matrix/client/v3/login/sso/redirect/${IDP}?redirectUrl=${encodeURIComponent(redirectUrl)}`;
-    const atClient = (u: URL) => u.href.startsWith(redirectUrl);
-    // One click: Synapse's "Sign in with Wikimedia" leads through the service straight to the wiki.
-    const wikiOrigin = new URL(stack.wiki.baseUrl).origin;
-    const toWiki = await browser.follow(start, { stopAt: (u) => u.origin === wikiOrigin || atClient(u) });
-    assert.equal(toWiki.url.origin, stack.issuer, `Synapse should send the browser to the service, ended at ${toWiki.url}`);
-    assert.equal(toWiki.location?.origin, wikiOrigin, `the service should send the browser on to the wiki without a page of its own, got ${toWiki.status} at ${toWiki.url}`);
-    return browser.follow(toWiki.location!, { stopAt: atClient });
-  }
-
-  /** Synapse's login token, from the redirect to the client or, as a person would, through its "Continue" page. */
-  function loginToken(end: Hop, redirectUrl: string): { token: string; confirmed: boolean } {
-    let target = end.location;
-    const confirmed = !target;
-    if (!target) {
-      assert.equal(end.status, 200, end.body.slice(0, 500));
-      assert.match(end.body, /Continue to your account/);
-      const link = /<a href="([^"]+)" class="primary-button">/.exec(end.body)?.[1];
-      assert.ok(link, 'Synapse\'s confirmation page links to the client');
-      target = new URL(link.replace(/&amp;/g, '&'));
-    }
-    assert.ok(target.href.startsWith(redirectUrl), `expected a redirect to ${redirectUrl}, got ${target}`);
-    const token = target.searchParams.get('loginToken');
-    assert.ok(token, `no loginToken in ${target}`);
-    return { token, confirmed };
-  }
-
-  async function signIn(user: WikiUser, redirectUrl = ELEMENT, browser = new Browser()): Promise<MatrixLogin> {
-    const end = await ssoRedirect(browser, user, redirectUrl);
-    const { token, confirmed } = loginToken(end, redirectUrl);
-    const login = await clientApi('/_matrix/client/v3/login', { body: { type: 'm.login.token', token } });
-    assert.equal(login.status, 200, JSON.stringify(login.json));
-    return { userId: login.json.user_id, accessToken: login.json.access_token, deviceId: login.json.device_id, browser, confirmed };
-  }
+  const ssoRedirect: SsoStack['ssoRedirect'] = (browser, user, redirectUrl) => sso.ssoRedirect(browser, user, redirectUrl);
+  const signIn = (user: WikiUser, redirectUrl = ELEMENT, browser = new Browser()): Promise<MatrixLogin> => sso.signIn(user, redirectUrl, browser);
 
   const whoami = (token: string) => clientApi('/_matrix/client/v3/account/whoami', { token });
   const displayName = async (userId: string) => (await clientApi(`/_matrix/client/v3/profile/${encodeURIComponent(userId)}/displayname`)).json.displayname;

@@ -57,6 +57,8 @@ export interface Stack {
   issuer: string;
   backchannel: BackchannelRecorder;
   config: Config;
+  /** The configuration's sections as written, e.g. for a `worker` process beside the service. */
+  sections: Record<string, Record<string, unknown>>;
   wiki: WikiOAuthDouble;
   service: Service;
   stop(): Promise<void>;
@@ -115,6 +117,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     issuer,
     backchannel,
     config,
+    sections,
     wiki,
     service,
     async stop() {

@@ -46,6 +46,11 @@ export interface WikiUser {
   rights?: string[];
   /** Suppressed user: the profile is only `{sub, blocked: true}`. */
   hidden?: boolean;
+  /**
+   * Globally locked (CentralAuth): the wiki ends the account's sessions and refuses its logins, so
+   * it cannot authorize at all; the browser lands on the wiki's login page as for nobody.
+   */
+  locked?: boolean;
 }
 
 /** `current` = today's extension; `1.39` = numeric `sub`, no `email_verified`, unconfirmed email sent. */
@@ -320,7 +325,7 @@ export class WikiOAuthDouble {
       const clientId = q.get('client_id');
       if (!clientId) throw invalidRequest('client_id');
       const script = this.#logins.shift() ?? this.login;
-      if (!script.user) return redirect(res, this.#loginPage(url));
+      if (!script.user || script.user.locked) return redirect(res, this.#loginPage(url));
 
       const consumer = this.#consumers.get(clientId);
       if (!consumer) throw invalidClient();
