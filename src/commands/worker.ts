@@ -10,7 +10,6 @@ import { followRenames } from '../moderation/display-names.ts';
 import { deliverPendingLogouts, endAccountSessions } from '../oidc/logout.ts';
 import { withHomeserverIds } from '../moderation/matrix-ids.ts';
 import { ModerationAuditLog, type AuditEntry } from '../moderation/records.ts';
-import type { PassResult } from '../moderation/executor.ts';
 import type { AccountRepository } from '../identity/accounts.ts';
 import { openMigratedDatabase } from './common.ts';
 
@@ -105,12 +104,10 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
   const idp = config.matrix.synapse_idp_id;
   const accounts = accountRepository(db, config);
   const source = idp ? withHomeserverIds(sources.source, { gateway, accounts, authProvider: idp, serverName: config.matrix.server_name, log }) : sources.source;
-  // After each pass: back-channel logouts a relying party did not take yet; and, through Synapse's
-  // admin API (so on Synapse only), display names that follow wiki renames.
-  const afterPass = async (pass: PassResult) => {
-    await deliverAndAudit({ db, config, log, accounts, passId: pass.passId });
-    if (idp) await followRenames({ gateway, accounts, wiki: wikiIdOf(config), log });
-  };
+  // After each pass, through Synapse's admin API (so on Synapse only): display names that follow
+  // wiki renames. Every few seconds, pass or not: back-channel logouts a relying party did not take yet.
+  const afterPass = idp ? async () => void (await followRenames({ gateway, accounts, wiki: wikiIdOf(config), log })) : undefined;
+  const housekeeping = () => deliverAndAudit({ db, config, log, accounts });
   const moderation = startModerationWorker({
     db,
     log,
@@ -125,7 +122,8 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
     pollIntervalMs: config.sync.poll_interval * 1000,
     lockName: WORKER_LOCK,
     revokeAccount: (accountId) => endAccountSessions({ db, config, log }, accountId),
-    afterPass,
+    ...(afterPass && { afterPass }),
+    housekeeping,
   });
   return {
     leading: moderation.leading,
@@ -140,16 +138,18 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
  * Back-channel logouts that were not taken when the sessions ended, tried again; each one that is
  * delivered or given up is audited, beside the `end_sessions` entry that first sent it.
  */
-async function deliverAndAudit(deps: { db: Database; config: Config; log: Logger; accounts: AccountRepository; passId: string }): Promise<void> {
+async function deliverAndAudit(deps: { db: Database; config: Config; log: Logger; accounts: AccountRepository }): Promise<void> {
   const { settled } = await deliverPendingLogouts(deps);
   if (settled.length === 0) return;
   const at = new Date();
+  // Not part of a pass: the entries share an id of their own, after the time they were made.
+  const passId = `logouts-${at.toISOString()}`;
   const entries: AuditEntry[] = [];
   for (const logout of settled) {
     const account = await deps.accounts.findByCentralId(wikiIdOf(deps.config), logout.accountId);
     entries.push({
       at,
-      passId: deps.passId,
+      passId,
       dryRun: false,
       kind: 'backchannel_logout',
       roomId: null,

@@ -100,7 +100,7 @@ export const moderationConfigSchema = z
         sitewide_block: z.boolean().default(false).describe('A sitewide block on this wiki ends them.'),
       })
       .default({ global_lock: true, global_block: false, sitewide_block: false })
-      .describe('Sanctions that end the person\'s sessions: their tokens and sign-ins at this service are revoked (refresh tokens and userinfo are refused while the sanction lasts) and, through the Synapse admin API, every Matrix device is logged out. Once per sanction; a new sign-in is refused by the `login` rules meanwhile.'),
+      .describe('Sanctions that end the person\'s sessions: everything this service issued to them is revoked (sessions, grants, access and refresh tokens), each relying party with a `backchannel_logout_uri` is sent a Back-Channel Logout token, and through the Synapse admin API every Matrix device is logged out. Once per sanction; while it lasts the service refuses the person\'s refresh tokens, userinfo and new sign-ins.'),
     group_levels: groupLevels.default({ local: DEFAULT_LOCAL_LEVELS, global: DEFAULT_GLOBAL_LEVELS }),
     rooms: z
       .array(managedRoom)

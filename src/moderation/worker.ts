@@ -66,6 +66,13 @@ export interface ModerationWorkerOptions {
   revokeAccount?: ExecutorOptions['revokeAccount'];
   /** Run after each pass (following renames); a failure is logged and never fails the pass. */
   afterPass?: (pass: PassResult) => Promise<void>;
+  /**
+   * Run by the leader every few seconds, pass or not: work with its own retry schedule (relying
+   * parties' back-channel logouts). A failure is logged and tried again at the next turn.
+   */
+  housekeeping?: () => Promise<void>;
+  /** Default 10 s: the shortest wait before a back-channel logout is tried again. */
+  housekeepingIntervalMs?: number;
   clock?: () => Date;
 }
 
@@ -240,6 +247,7 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     const now = () => clock().getTime();
     let nextFull = now();
     let nextPoll = now();
+    let nextHousekeeping = now();
     while (!stopped && !leaderLost) {
       try {
         if (fullRequested || now() >= nextFull) {
@@ -261,8 +269,17 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
           });
           if (done) setbacks = 0;
           else nextPoll = now() + backoff();
+        } else if (options.housekeeping && now() >= nextHousekeeping) {
+          nextHousekeeping = now() + (options.housekeepingIntervalMs ?? 10_000);
+          await options.housekeeping().catch((error) => log.warn({ err: error }, 'housekeeping failed; it is tried again shortly'));
         } else {
-          const until = Math.min(nextFull, options.trigger ? nextPoll : Infinity, queued.size > 0 ? nextQueued : Infinity, expiring?.at ?? Infinity);
+          const until = Math.min(
+            nextFull,
+            options.trigger ? nextPoll : Infinity,
+            queued.size > 0 ? nextQueued : Infinity,
+            expiring?.at ?? Infinity,
+            options.housekeeping ? nextHousekeeping : Infinity,
+          );
           wakeAbort = new AbortController();
           await sleep(Math.max(0, until - now()), undefined, { signal: wakeAbort.signal }).catch(() => {});
         }

@@ -1,7 +1,7 @@
 // CentralAuth and GlobalBlocking in front of a real MediaWiki. Debian's MediaWiki has neither, so
 // this layer answers exactly their Action API modules, as Wikimedia's central wiki does
 // (formatversion=2): `meta=globaluserinfo`, `list=globalblocks`, and the log types `globalauth`,
-// `gblblock` and `gblrights` of `list=logevents`. Everything else (`list=users`, `list=blocks`, the
+// `gblblock`, `gblrights` and `gblrename` of `list=logevents`. Everything else (`list=users`, `list=blocks`, the
 // local logs, `action=login`…) goes to the real wiki unchanged, so local facts stay real.
 //
 // Global accounts are made with `register`: the real wiki gets the local account and the layer the
@@ -14,6 +14,8 @@ import type { AddressInfo, Socket } from 'node:net';
 interface GlobalAccount {
   id: number;
   name: string;
+  /** The attached account's user id on the real wiki. */
+  localId: number;
   registration: string;
   locked: boolean;
   hidden: boolean;
@@ -27,16 +29,17 @@ interface LogEntry {
   pageid: number;
   logpage: number;
   params: Record<string, unknown>;
-  type: 'globalauth' | 'gblblock' | 'gblrights';
+  type: 'globalauth' | 'gblblock' | 'gblrights' | 'gblrename';
   action: string;
   user: string;
   timestamp: string;
   comment: string;
 }
 
-const CENTRAL_LOG_TYPES = new Set(['globalauth', 'gblblock', 'gblrights']);
-/** The central wiki's database name, as `home` and `merged[].wiki` give it. */
+const CENTRAL_LOG_TYPES = new Set(['globalauth', 'gblblock', 'gblrights', 'gblrename']);
+/** The database names of the central wiki (`home`) and of the real wiki (`merged[].wiki`). */
 const HOME = 'metawiki';
+const LOCAL = 'testwiki';
 
 const isoSeconds = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
@@ -76,10 +79,10 @@ export class CentralAuthLayer {
     return `http://127.0.0.1:${this.#port}/api.php`;
   }
 
-  /** The global account of a wiki user that exists on the real wiki; says its central id. */
-  register(name: string): number {
+  /** The global account of the real wiki's user `localId` (`createUser`); says its central id. */
+  register(name: string, localId: number): number {
     const id = this.#nextId++;
-    this.#accounts.set(id, { id, name, registration: isoSeconds(new Date()), locked: false, hidden: false, groups: [] });
+    this.#accounts.set(id, { id, name, localId, registration: isoSeconds(new Date()), locked: false, hidden: false, groups: [] });
     return id;
   }
 
@@ -159,7 +162,7 @@ export class CentralAuthLayer {
       ...(account.locked && { locked: true }),
       ...(account.hidden && { hidden: true }),
       ...(props.includes('groups') && { groups: account.groups }),
-      ...(props.includes('merged') && { merged: [{ wiki: HOME, url: 'https://meta.wikimedia.org', timestamp: account.registration, method: 'login', editcount: 0, registration: account.registration }] }),
+      ...(props.includes('merged') && { merged: [{ wiki: LOCAL, url: this.#wikiApi.origin, id: account.localId, timestamp: account.registration, method: 'new', editcount: 0, registration: account.registration }] }),
     };
   }
 

@@ -180,6 +180,26 @@ describe('moderation worker', () => {
     await worker.stop();
   });
 
+  test('housekeeping runs every interval, pass or not; one that fails is tried again and stops nothing', async () => {
+    let turns = 0;
+    const trigger = new QueueTrigger();
+    const worker = start({
+      trigger,
+      housekeepingIntervalMs: 20,
+      housekeeping: async () => {
+        turns += 1;
+        if (turns === 2) throw new Error('the relying party is down');
+      },
+    });
+    await worker.leading;
+    await until('several turns without a pass', () => turns >= 4);
+    assert.equal(wiki.full, 1, 'only the first full pass');
+    wiki.blocked.add('Bob');
+    trigger.pending.push('Bob');
+    await until('polls still run', () => banned('bob'));
+    await worker.stop();
+  });
+
   test('pushed users are batched into one targeted pass', async () => {
     const events = new Pusher();
     const worker = start({ events });
