@@ -1,4 +1,5 @@
 import { adminApiRoutes } from '../admin/api.ts';
+import { listenForMetrics, metricsRegistry, type MetricsListener } from '../metrics/index.ts';
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
 import type Router from '@koa/router';
@@ -11,6 +12,8 @@ import { startWorkerOn, type Worker } from './worker.ts';
 
 export interface Service {
   url: string;
+  /** Where Prometheus scrapes this process (`metrics.port`). */
+  metricsUrl: string | undefined;
   db: Database;
   stop(): Promise<void>;
 }
@@ -25,7 +28,10 @@ export async function startService(config: Config, log: Logger, options: Service
   let running: RunningServer;
   let oidc: Oidc | undefined;
   let worker: Worker | undefined;
+  let metrics: MetricsListener | undefined;
   try {
+    // First, so that the metrics count from the first request on.
+    if (config.metrics.port !== undefined) metrics = await listenForMetrics(metricsRegistry(), { host: config.metrics.host, port: config.metrics.port }, log);
     oidc = await createOidc({ config, db, log, ...(options.fetch && { fetch: options.fetch }) });
     // The embedded database belongs to one process, so on it moderation mirroring runs here too.
     if (db.kind === 'pglite' && config.sync.enabled) {
@@ -47,17 +53,20 @@ export async function startService(config: Config, log: Logger, options: Service
   } catch (error) {
     await worker?.stop();
     await oidc?.stop();
+    await metrics?.close();
     await db.close();
     throw error;
   }
   log.info({ listening: running.url, issuer: config.http.public_url }, 'serving');
   return {
     url: running.url,
+    metricsUrl: metrics?.url,
     db,
     async stop() {
       await running.close(config.http.shutdown_grace * 1000);
       await worker?.stop();
       await oidc.stop();
+      await metrics?.close();
       await db.close();
       log.info('stopped');
     },

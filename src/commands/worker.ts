@@ -11,6 +11,7 @@ import { deliverPendingLogouts, endAccountSessions } from '../oidc/logout.ts';
 import { withHomeserverIds } from '../moderation/matrix-ids.ts';
 import { ModerationAuditLog, type AuditEntry } from '../moderation/records.ts';
 import type { AccountRepository } from '../identity/accounts.ts';
+import { listenForMetrics, metricsRegistry } from '../metrics/index.ts';
 import { openMigratedDatabase } from './common.ts';
 
 export const WORKER_LOCK = 'wiki-matrix-sso:worker';
@@ -75,7 +76,11 @@ export const wikiSources: SourcesFactory = ({ config, db, log }) => {
 };
 
 export async function startWorker(config: Config, log: Logger, deps: WorkerDeps = {}): Promise<Worker> {
-  const db = await openMigratedDatabase(config, log);
+  const metrics = config.metrics.port === undefined ? undefined : await listenForMetrics(metricsRegistry(), { host: config.metrics.host, port: config.metrics.port }, log);
+  const db = await openMigratedDatabase(config, log).catch(async (error: unknown) => {
+    await metrics?.close();
+    throw error;
+  });
   try {
     const worker = startWorkerOn(db, config, log, deps);
     return {
@@ -83,11 +88,13 @@ export async function startWorker(config: Config, log: Logger, deps: WorkerDeps 
       async stop() {
         await worker.stop();
         await db.close();
+        await metrics?.close();
         log.info('stopped');
       },
     };
   } catch (error) {
     await db.close();
+    await metrics?.close();
     throw error;
   }
 }

@@ -241,6 +241,19 @@ const admin = z
   .superRefine(exactlyOneOf('token', false))
   .describe('Admin pages and API.');
 
+const metrics = z
+  .strictObject({
+    port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .optional()
+      .describe('Port of a listener of its own serving Prometheus metrics at `/metrics`; off when not set. `serve` and `worker` each serve their own, so give each process its own port (0 picks a free one).'),
+    host: z.string().min(1).default('127.0.0.1').describe('Address the metrics listener binds to: loopback by default, since the figures are for operators (put a proxy or a firewall rule in front to scrape from elsewhere).'),
+  })
+  .describe('Prometheus metrics: sign-ins by outcome, wiki latency and errors, tokens issued, sync lag, passes, actions, rate-limit waits, leadership, and the process.');
+
 const logging = z
   .strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Minimum level logged.'),
@@ -260,6 +273,7 @@ export const configSchema = z
     sync: sync.default(() => sync.parse({})),
     moderation: moderationConfigSchema.default(() => moderationConfigSchema.parse({})),
     admin: admin.default(() => admin.parse({})),
+    metrics: metrics.default(() => metrics.parse({})),
     logging: logging.default(() => logging.parse({})),
   })
   .describe('wiki-matrix-sso configuration');

@@ -12,6 +12,7 @@ import { ABORTED, badResponse, MatrixError, toMatrixError } from './errors.ts';
 import type { Membership, MatrixGateway, PowerLevelsContent, RoomSnapshot, UserStatus, WriteOutcome } from './gateway.ts';
 import { defaultRetryOptions, retryDelay, type RetryOptions } from './retry.ts';
 import { spaceChildrenOf, stateEvents, toRoomSnapshot } from './snapshot.ts';
+import { report, topics } from '../observe.ts';
 
 export interface SdkGatewayOptions {
   /** Client-server API base URL, e.g. `https://matrix.example.org`. */
@@ -262,6 +263,7 @@ export class SdkMatrixGateway implements MatrixGateway {
         this.#retries += 1;
         const fields = { endpoint, errcode: error.errcode, status: error.status, attempt, delayMs };
         this.#log.warn(fields, error.rateLimited ? 'homeserver rate limit: waiting as asked' : 'homeserver request failed: trying again');
+        if (error.rateLimited) report(topics.rateLimitWait, () => ({ seconds: delayMs / 1000 }));
         await this.#wait(endpoint, delayMs);
       }
     }

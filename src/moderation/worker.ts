@@ -14,6 +14,7 @@ import type { ModerationConfig } from './config.ts';
 import { ModerationExecutor, type ExecutorOptions, type PassResult } from './executor.ts';
 import { ModerationRecordStore } from './records.ts';
 import type { WikiState } from './types.ts';
+import { report, topics } from '../observe.ts';
 
 /** Where wiki state comes from (WikiSource). */
 export interface StateSource {
@@ -170,7 +171,9 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
   async function runPass(state: WikiState): Promise<PassResult> {
     // Leadership is checked before each pass, and again by the executor before each change.
     await leadership!.verify();
+    const started = performance.now();
     const result = await executor.run(state, { signal: passAbort.signal });
+    report(topics.pass, () => ({ full: state.complete, seconds: (performance.now() - started) / 1000, actions: result.results.map((r) => ({ kind: r.action.kind, outcome: r.outcome })) }));
     const next = await records.nextExpiry(clock());
     expiring = next && { at: next.at.getTime() + EXPIRY_GRACE_MS, userIds: next.userIds };
     await options.afterPass?.(result).catch((error) => log.warn({ err: error }, 'the work after a pass failed; it is tried again after the next one'));
@@ -300,12 +303,14 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     try {
       if (!(await current.acquired.then(() => true, () => false)) || stopped) return;
       status.leading = true;
+      report(topics.leader, () => ({ leading: true }));
       passAbort = new AbortController();
       log.info({ dryRun: executor.dryRun }, 'leader: moderation mirroring is running');
       firstLead();
       await options.events?.start(onUser).catch((error) => failed('starting EventStreams', error));
       await loop(current.lost.then((error) => log.error({ err: error }, 'lost leadership: the database connection ended')));
     } finally {
+      if (status.leading) report(topics.leader, () => ({ leading: false }));
       status.leading = false;
       await options.events?.stop().catch((error) => log.warn({ err: error }, 'stopping EventStreams failed'));
       await current.stop();

@@ -23,6 +23,7 @@ import { PROBLEM_KINDS, problemInfo, type Problem, type ProblemKind } from '../v
 import { WikiApiError, type ActionApiClient } from '../wiki/action-api.ts';
 import { WikiOAuthError, type WikiOAuthClient } from '../wiki/oauth.ts';
 import { readForm } from '../http/form.ts';
+import { report, topics, type SignInEvent } from '../observe.ts';
 import type { Pages } from './pages.ts';
 
 export const CALLBACK_PATH = '/wiki/callback';
@@ -46,6 +47,12 @@ export interface InteractionDeps {
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+/** For metrics: a rule's refusal (403), the person's cancel, or a failure (the wiki, the service). */
+function signInOutcome(problem: Problem): SignInEvent['outcome'] {
+  if (problem.kind === 'wiki_cancelled') return 'cancelled';
+  return problemInfo(problem).status === 403 ? 'refused' : 'failed';
+}
 
 /** Why a sign-in stopped, in words for the log (the person sees the page, the app the OAuth error). */
 const DESCRIPTIONS: Partial<Record<ProblemKind, string>> = {
@@ -237,6 +244,7 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     } catch (error) {
       outcome = { problem: unexpected(error, login.interactionUid) };
     }
+    report(topics.signIn, () => ('problem' in outcome ? { outcome: signInOutcome(outcome.problem), reason: outcome.problem.kind } : { outcome: 'signed_in' as const }));
     if ('problem' in outcome) {
       log.info({ uid: login.interactionUid, problem: outcome.problem.kind }, 'sign-in refused');
       await refuse(ctx, login.interactionUid, outcome.problem);

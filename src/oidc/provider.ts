@@ -9,6 +9,7 @@ import type { Problem } from '../views/index.ts';
 import { VERSION } from '../version.ts';
 import { explicitGroups } from '../wiki/action-api-results.ts';
 import type { Pages } from './pages.ts';
+import { report, topics } from '../observe.ts';
 
 /**
  * Scopes and the claims each releases. ID tokens carry only `sub` (and protocol claims such as
@@ -165,5 +166,6 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = config.http.trust_proxy;
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider server error'));
   provider.on('backchannel.error', (_ctx, error, client) => log.warn({ err: error, client: client.clientId }, 'back-channel logout failed'));
+  provider.on('grant.success', (ctx) => report(topics.token, () => ({ grantType: String(ctx.oidc.params?.grant_type ?? 'unknown') })));
   return provider;
 }

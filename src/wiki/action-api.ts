@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { AppError } from '../http/errors.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { report, topics } from '../observe.ts';
 import {
   blocksAnswer,
   globalBlocksAnswer,
@@ -369,7 +370,9 @@ export class ActionApiClient {
 
   async #withRetries(module: string, params: ApiParams, options: { post?: boolean } = {}): Promise<Record<string, unknown>> {
     for (let attempt = 0; ; attempt++) {
+      const started = performance.now();
       const result = await this.#attempt(module, params, attempt, options.post ?? false);
+      report(topics.wikiRequest, () => ({ api: 'action' as const, endpoint: moduleName(module), seconds: (performance.now() - started) / 1000, ...(result.error && { error: result.error.kind }) }));
       if (result.answer) return result.answer;
       const error = result.error!;
       if (result.retryAfterMs === undefined) throw error;
@@ -507,6 +510,11 @@ function reasonText(reason: string | { text?: string | undefined; code?: string 
  */
 function isSessionLost(err: unknown): boolean {
   return err instanceof WikiApiError && ['assertuserfailed', 'assertbotfailed', 'readapidenied'].includes(err.apiCode ?? '');
+}
+
+/** A module name for metrics: `list=logevents (block)` counts as `list=logevents`. */
+function moduleName(module: string): string {
+  return module.replace(/ \(.*\)$/, '');
 }
 
 function isNoSuchUser(err: unknown): boolean {

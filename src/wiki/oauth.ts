@@ -18,6 +18,7 @@ import { timingSafeEqual } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { AppError } from '../http/errors.ts';
 import { parseWikiProfile, ProfileFormatError, type WikiProfile } from './profile.ts';
+import { report, topics } from '../observe.ts';
 
 export type { WikiProfile, VisibleWikiProfile, HiddenWikiProfile } from './profile.ts';
 
@@ -177,8 +178,8 @@ export class WikiOAuthClient {
     // registered URI rather than on whatever host/scheme the callback arrived through.
     const current = new URL(params.redirectUri);
     current.search = query.toString();
-    const accessToken = await this.#exchange(current, params);
-    return this.#profile(accessToken);
+    const accessToken = await timed('token', () => this.#exchange(current, params));
+    return timed('profile', () => this.#profile(accessToken));
   }
 
   async #exchange(current: URL, params: FinishParams): Promise<string> {
@@ -214,6 +215,20 @@ export class WikiOAuthClient {
       if (error instanceof ProfileFormatError) throw new WikiOAuthError('invalid_profile', { field: error.field, cause: error });
       throw error;
     }
+  }
+}
+
+/** Runs one request to the wiki's OAuth endpoints and reports how long it took and how it failed. */
+async function timed<T>(endpoint: 'token' | 'profile', request: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  const done = (error?: string) => report(topics.wikiRequest, () => ({ api: 'oauth' as const, endpoint, seconds: (performance.now() - started) / 1000, ...(error && { error }) }));
+  try {
+    const value = await request();
+    done();
+    return value;
+  } catch (error) {
+    done(error instanceof WikiOAuthError ? error.code : 'error');
+    throw error;
   }
 }
 

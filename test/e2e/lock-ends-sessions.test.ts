@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import YAML from 'yaml';
@@ -24,6 +25,7 @@ import { skipUnless } from '../support/real-parts.ts';
 import { synapseAvailable } from '../support/synapse.ts';
 import { ELEMENT, IDP, startSsoStack, type MatrixLogin, type SsoStack } from '../support/synapse-sso.ts';
 import type { WikiUser } from '../support/wiki-oauth-double.ts';
+import { metricSample } from '../support/metrics.ts';
 
 const unavailable =
   mediawikiAvailable() ??
@@ -49,13 +51,14 @@ describe('a global lock ends the sessions of a person signed in through Synapse'
   let bystander: WikiUser;
   let first: MatrixLogin;
   let other: MatrixLogin;
+  let workerMetrics: string;
 
   before(async () => {
     if (unavailable) throw new Error(unavailable);
     db = await backends().find((b) => b.name === 'postgres')!.open();
     wiki = await startWiki();
     central = await CentralAuthLayer.start(wiki.apiUrl);
-    sso = await startSsoStack({ databaseUrl: db.url!, config: { wiki: { api_url: central.apiUrl, central_auth: true } } });
+    sso = await startSsoStack({ databaseUrl: db.url!, config: { wiki: { api_url: central.apiUrl, central_auth: true }, metrics: { port: 0 } } });
     const people: WikiUser[] = [];
     for (const name of [LOCKED, BYSTANDER]) {
       const { userId } = await wiki.createUser(name, 'wiki-password-of-a-test-user');
@@ -87,6 +90,13 @@ describe('a global lock ends the sessions of a person signed in through Synapse'
     await new Promise<void>((resolve) => gate.server.listen(0, '127.0.0.1', resolve));
     gate.url = `http://127.0.0.1:${(gate.server.address() as { port: number }).port}/backchannel_logout`;
 
+    // The worker runs in a process of its own: its metrics listener gets a port known to be free.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const metricsPort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    workerMetrics = `http://127.0.0.1:${metricsPort}/metrics`;
+
     dir = mkdtempSync(join(tmpdir(), 'wms-lock-'));
     configPath = join(dir, 'worker.yaml');
     const sections = sso.stack.sections;
@@ -106,6 +116,7 @@ describe('a global lock ends the sessions of a person signed in through Synapse'
         },
         sync: { enabled: true, dry_run: false, poll_interval: 1, full_pass_interval: 3600, moderation_room: notices },
         moderation: { rooms: [{ room_id: room }], suspend: { global_lock: true } },
+        metrics: { port: metricsPort },
         logging: { level: 'debug' },
       }),
     );
@@ -168,6 +179,19 @@ describe('a global lock ends the sessions of a person signed in through Synapse'
     assert.ok(gate.refused >= 1);
     const texts = await eventually('the notice', async () => ((await noticeTexts()).some((t) => t.includes('Ended the sessions')) ? noticeTexts() : undefined));
     assert.ok(texts.some((t) => t.includes(`Ended the sessions of ${first.userId}`)), texts.join('\n---\n'));
+  });
+
+  test("the metrics show the sign-ins, the worker's passes and actions, its leadership and the cursor", async () => {
+    const serve = await (await fetch(sso.stack.service.metricsUrl!)).text();
+    assert.ok(metricSample(serve, 'wms_sign_ins_total', { outcome: 'signed_in', reason: '' }) >= 2, 'both sign-ins counted');
+    assert.ok(metricSample(serve, 'wms_tokens_issued_total', { grant_type: 'authorization_code' }) >= 2, 'Synapse exchanged both codes');
+    const worker = await (await fetch(workerMetrics)).text();
+    assert.equal(metricSample(worker, 'wms_worker_leader'), 1);
+    assert.ok(metricSample(worker, 'wms_moderation_passes_total', { kind: 'targeted' }) + metricSample(worker, 'wms_moderation_passes_total', { kind: 'full' }) >= 1);
+    for (const kind of ['end_sessions', 'suspend', 'ban']) assert.ok(metricSample(worker, 'wms_moderation_actions_total', { kind, outcome: 'applied' }) >= 1, `${kind} counted`);
+    assert.ok(metricSample(worker, 'wms_sync_last_poll_timestamp_seconds') > Date.now() / 1000 - 60, 'the logs were read within the minute');
+    assert.ok(metricSample(worker, 'wms_sync_lag_seconds') < 60);
+    assert.match(worker, /^wms_sync_cursor_timestamp_seconds\{log="[^"]+"\} \d/m);
   });
 
   test('the logout the relying party refused is delivered to Synapse on a later try, and audited', async () => {

@@ -108,7 +108,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     wiki: { base_url: wiki.baseUrl, client_id: WIKI_CONSUMER.key, client_secret: WIKI_CONSUMER.secret, contact: 'tests@example.org', scopes: ['mwoauth-authonlyprivate'], timeout: 2, max_retries: 0 },
     matrix: { server_name: 'example.org' },
-    logging: { level: 'silent' },
+    logging: { level: (process.env.WMS_TEST_LOG ?? 'silent') as 'silent' },
   };
   for (const [section, values] of Object.entries(options.config ?? {})) sections[section] = { ...sections[section], ...values };
   const config = parseConfig(YAML.stringify(sections), 'test stack');

@@ -16,6 +16,7 @@ import {
   type WikiLogEvent,
 } from '../../wiki/action-api.ts';
 import type { SyncCursorStore } from './cursors.ts';
+import { report, topics } from '../../observe.ts';
 
 export interface LogPollerOptions {
   api: Pick<ActionApiClient, 'logEvents'>;
@@ -70,6 +71,7 @@ export class LogPoller {
   async poll(): Promise<LogPoll> {
     const events: WikiLogEvent[] = [];
     const next = new Map<LogType, LogCursor>();
+    const reached: { log: string; timestamp: Date }[] = [];
     for (const type of this.types) {
       const { cursor, stored } = await this.#start(type);
       const read = await this.#read(type, cursor);
@@ -77,7 +79,9 @@ export class LogPoller {
       const last = read.at(-1);
       if (last) next.set(type, logCursorOf(last));
       else if (!stored) next.set(type, cursor); // pins where this log starts
+      reached.push({ log: type, timestamp: (last ? logCursorOf(last) : cursor).timestamp });
     }
+    report(topics.poll, () => ({ at: new Date(), cursors: reached }));
     return { usernames: targets(events), events, commit: () => this.#commit(next) };
   }
 
