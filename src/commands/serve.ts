@@ -3,6 +3,7 @@ import { listenForMetrics, metricsRegistry, type MetricsListener } from '../metr
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
 import type Router from '@koa/router';
+import type Koa from 'koa';
 import { createApp } from '../http/app.ts';
 import { listen, type RunningServer } from '../http/server.ts';
 import type { Logger } from '../log.ts';
@@ -15,6 +16,8 @@ export interface Service {
   /** Where Prometheus scrapes this process (`metrics.port`). */
   metricsUrl: string | undefined;
   db: Database;
+  /** The app's request handler, for tests that drive it in-process (supertest). */
+  handler: ReturnType<Koa['callback']>;
   stop(): Promise<void>;
 }
 
@@ -26,6 +29,7 @@ export interface ServiceOptions {
 export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
   const db = await openMigratedDatabase(config, log);
   let running: RunningServer;
+  let app: Koa;
   let oidc: Oidc | undefined;
   let worker: Worker | undefined;
   let metrics: MetricsListener | undefined;
@@ -38,7 +42,7 @@ export async function startService(config: Config, log: Logger, options: Service
       worker = startWorkerOn(db, config, log);
       log.info('moderation mirroring runs in this process (embedded database)');
     }
-    const app = createApp({
+    app = createApp({
       db,
       log,
       trustProxy: config.http.trust_proxy,
@@ -62,6 +66,7 @@ export async function startService(config: Config, log: Logger, options: Service
     url: running.url,
     metricsUrl: metrics?.url,
     db,
+    handler: app.callback(),
     async stop() {
       await running.close(config.http.shutdown_grace * 1000);
       await worker?.stop();

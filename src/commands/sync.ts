@@ -4,8 +4,7 @@
 import type { Config } from '../config/load.ts';
 import type { Logger } from '../log.ts';
 import { ModerationExecutor, type PassResult, type Plan } from '../moderation/executor.ts';
-import { describeCause } from '../moderation/policy.ts';
-import type { Action } from '../moderation/types.ts';
+import { describeAction } from '../moderation/describe.ts';
 import { endAccountSessions } from '../oidc/logout.ts';
 import { openMigratedDatabase } from './common.ts';
 import { matrixGatewayFrom, wikiSources, WORKER_LOCK, type WorkerDeps } from './worker.ts';
@@ -63,32 +62,7 @@ export async function runSync(options: SyncOptions): Promise<number> {
   }
 }
 
-/** One line per action, as a person reads it. */
-export function describeAction(action: Action): string {
-  switch (action.kind) {
-    case 'ban':
-    case 'unban':
-    case 'kick':
-      return `${action.kind.padEnd(8)} ${action.userId} in ${action.roomId}: ${action.reason}`;
-    case 'invite':
-      return `${'invite'.padEnd(8)} ${action.userId} to ${action.roomId} (${describeCause(action.cause)})`;
-    case 'set_power_levels':
-      return `${'levels'.padEnd(8)} ${action.roomId}: ${action.changes.map((c) => `${c.userId} ${c.from ?? 'default'} → ${c.to ?? 'default'}`).join(', ')}`;
-    case 'suspend':
-    case 'unsuspend':
-      return `${action.kind.padEnd(8)} ${action.userId} (${describeCause(action.cause)})`;
-    case 'end_sessions':
-      return `${'logout'.padEnd(8)} ${action.userId}: every session and device (${describeCause(action.cause)})`;
-    case 'publish_policy':
-      return `${'rule'.padEnd(8)} ${action.content.recommendation} ${action.content.entity} in ${action.roomId}: ${action.content.reason}`;
-    case 'retract_policy':
-      return `${'unrule'.padEnd(8)} ${action.stateKey} in ${action.roomId}`;
-    case 'forget':
-      return `${'forget'.padEnd(8)} ${action.record.type} ${'roomId' in action.record ? `${action.record.roomId} ` : ''}${'userId' in action.record ? action.record.userId : action.record.stateKey}: ${action.why}`;
-    case 'report':
-      return `${'report'.padEnd(8)} ${action.message}`;
-  }
-}
+export { describeAction };
 
 export function formatPlan(plan: Plan, users: number): string {
   const changes = plan.actions.filter((a) => a.kind !== 'report' && a.kind !== 'forget').length;

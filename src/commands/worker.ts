@@ -4,7 +4,7 @@ import { lead } from '../db/leader.ts';
 import type { Logger } from '../log.ts';
 import { createMatrixGateway, type MatrixGateway } from '../matrix/index.ts';
 import { EventStreamTrigger, LogPoller, PostgresSyncCursorStore, WikiSource } from '../moderation/sources/index.ts';
-import { startModerationWorker, type ModerationWorker, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
+import { startModerationWorker, WORKER_LOCK, type ModerationWorker, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
 import { followRenames } from '../moderation/display-names.ts';
 import { deliverPendingLogouts, endAccountSessions } from '../oidc/logout.ts';
@@ -14,7 +14,7 @@ import type { AccountRepository } from '../identity/accounts.ts';
 import { listenForMetrics, metricsRegistry } from '../metrics/index.ts';
 import { openMigratedDatabase } from './common.ts';
 
-export const WORKER_LOCK = 'wiki-matrix-sso:worker';
+export { WORKER_LOCK };
 
 export interface Worker {
   /** Resolves once this process is the leader. */

@@ -15,3 +15,21 @@ export async function readForm(ctx: Context): Promise<URLSearchParams> {
   }
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
+
+/** Reads a JSON body (the admin API's), size-limited; an empty body is `{}`. */
+export async function readJson(ctx: Context): Promise<unknown> {
+  if (ctx.request.length === 0 || (!ctx.request.length && !ctx.get('transfer-encoding'))) return {};
+  if (!ctx.is('application/json')) throw new AppError(415, 'unsupported_media_type', 'Send the body as application/json.');
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > LIMIT) throw new AppError(413, 'payload_too_large', 'The body is too large.');
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new AppError(400, 'invalid_request', 'The body is not valid JSON.');
+  }
+}
