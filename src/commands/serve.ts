@@ -1,4 +1,6 @@
 import { adminApiRoutes } from '../admin/api.ts';
+import { adminPageRoutes } from '../admin/pages.ts';
+import { withAdminClient } from '../admin/session.ts';
 import { listenForMetrics, metricsRegistry, type MetricsListener } from '../metrics/index.ts';
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
@@ -26,7 +28,9 @@ export interface ServiceOptions {
   fetch?: typeof globalThis.fetch;
 }
 
-export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
+export async function startService(configured: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
+  // The admin pages sign in through the provider as a client of their own.
+  const config = withAdminClient(configured);
   const db = await openMigratedDatabase(config, log);
   let running: RunningServer;
   let app: Koa;
@@ -50,7 +54,7 @@ export async function startService(config: Config, log: Logger, options: Service
       ...(config.http.tls && config.http.hsts_max_age > 0 && { hsts: `max-age=${config.http.hsts_max_age}` }),
       keys: config.oidc.cookie_keys,
       middleware: oidc.middleware,
-      routes: routesOf(oidc.routes, adminApiRoutes({ config, db })),
+      routes: routesOf(oidc.routes, adminApiRoutes({ config, db }), adminPageRoutes({ config, db, provider: oidc.provider })),
       fallback: oidc.fallback,
     });
     running = await listen(app, config.http.host, config.http.port, config.http.tls);

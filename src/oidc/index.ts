@@ -1,6 +1,7 @@
 // Assembles the provider and the sign-in routes from configuration and storage.
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
+import type Provider from 'oidc-provider';
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
@@ -25,6 +26,8 @@ export interface OidcDeps {
 }
 
 export interface Oidc {
+  /** The provider itself, for relying parties in this process (the admin pages). */
+  provider: Provider;
   /** Served before the routes: the pages' stylesheet. */
   middleware: Middleware[];
   routes(router: Router): void;
@@ -64,6 +67,7 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
   purgeLogins.unref();
 
   return {
+    provider,
     middleware: [staticAssets()],
     routes(router) {
       mountInteractions(router, { provider, config, wikiId, wiki, actionApi, logins, accounts, profiles, endedSessions, pages, clock, log });
