@@ -56,6 +56,8 @@ export interface ModerationWorkerOptions {
   serverName: string;
   /** `sync.moderation_room`. */
   noticeRoom?: string | undefined;
+  /** The admin page of a person, linked from the notices. */
+  personUrl?: ((userId: string) => string) | undefined;
   /** `sync.dry_run`; default: whether the gateway is a DryRunGateway. */
   dryRun?: boolean;
   fullPassIntervalMs: number;
@@ -125,6 +127,7 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     moderation: options.moderation,
     serverName: options.serverName,
     noticeRoom: options.noticeRoom,
+    personUrl: options.personUrl,
     dryRun: options.dryRun,
     clock,
     // Whatever term is current: a record or a change by a deposed leader is refused.
