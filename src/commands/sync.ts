@@ -6,7 +6,9 @@ import type { Logger } from '../log.ts';
 import { ModerationExecutor, type PassResult, type Plan } from '../moderation/executor.ts';
 import { describeAction } from '../moderation/describe.ts';
 import { endAccountSessions } from '../oidc/logout.ts';
+import { DatabaseError } from '../db/index.ts';
 import { openMigratedDatabase } from './common.ts';
+import { AdminApiClient, syncThroughService } from './remote.ts';
 import { matrixGatewayFrom, wikiSources, WORKER_LOCK, type WorkerDeps } from './worker.ts';
 
 export interface SyncOptions {
@@ -20,7 +22,7 @@ export interface SyncOptions {
 
 export class WorkerRunningError extends Error {
   constructor() {
-    super('a worker holds the leader lock and runs passes itself: stop it first, or use --dry-run');
+    super('a worker holds the leader lock and runs passes itself: stop it first, use --dry-run, or set admin.token so that sync asks the running service to run the pass');
     this.name = 'WorkerRunningError';
   }
 }
@@ -30,10 +32,19 @@ export async function runSync(options: SyncOptions): Promise<number> {
   const { config, log } = options;
   const out = options.out ?? process.stdout;
   const dryRun = options.dryRun || config.sync.dry_run;
-  const db = await openMigratedDatabase(config, log);
+  // A running serve holds the embedded database: its worker makes (and applies) the plan.
+  const db = await openMigratedDatabase(config, log).catch((error: unknown) => {
+    if (error instanceof DatabaseError && error.code === 'in_use' && !options.deps) return new AdminApiClient(config, error.message);
+    throw error;
+  });
+  if (db instanceof AdminApiClient) return syncThroughService(db, dryRun, out);
   const lock = dryRun ? undefined : db.leaderLock(WORKER_LOCK);
   try {
-    if (lock && !(await lock.tryAcquire())) throw new WorkerRunningError();
+    if (lock && !(await lock.tryAcquire())) {
+      // A worker leads: with a token it is asked to run the pass, otherwise it has to be stopped.
+      if (!config.admin.token || options.deps) throw new WorkerRunningError();
+      return await syncThroughService(new AdminApiClient(config, 'a worker holds the leader lock'), dryRun, out);
+    }
     const context = { config, db, log };
     const gateway = (options.deps?.gateway ?? ((c) => matrixGatewayFrom(c.config, c.log, { dryRun })))(context);
     const { source } = (options.deps?.sources ?? wikiSources)(context);

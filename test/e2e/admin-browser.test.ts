@@ -5,14 +5,17 @@
 // (after a moderator gave it that power), previews a full pass and applies exactly that plan; a
 // non-admin gets the 403 page. axe-core checks every page, in English and in Hebrew (RTL).
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
 import { LocalpartPolicy } from '../../src/identity/localpart.ts';
 import { serverUrl } from '../support/backends.ts';
 import { chromiumAvailable, launchChromium } from '../support/chromium.ts';
-import type { Running } from '../support/cli.ts';
+import { start, type Running } from '../support/cli.ts';
+import YAML from 'yaml';
 import { editor, startStack, type Stack } from '../support/login-stack.ts';
 import { mediawikiAvailable } from '../support/mediawiki.ts';
 import { IDP, WIKI_ID, eventually, startMirrorStack, type MirrorStack } from '../support/mirror-stack.ts';
@@ -29,6 +32,7 @@ const ADMIN = 'Администратор Чата';
 const BLOCKED = 'Вандал Блокович';
 const MODERATOR = 'מנחה החדר';
 const NEWCOMER = '新しい管理者';
+const CLI_TOKEN = 'wms-cli-5d1c9e7a3b2f4068a9c1e3f5d7b90246';
 const enc = encodeURIComponent;
 const axeSource = (createRequire(import.meta.url)('axe-core') as { source: string }).source;
 
@@ -61,7 +65,7 @@ describe('the admin pages in Chromium over the real worker, wiki and homeserver'
         identity: { wiki_id: WIKI_ID },
         matrix: { server_name: mirror.synapse.serverName },
         sync: { enabled: true, dry_run: false },
-        admin: { users: [ADMIN] },
+        admin: { users: [ADMIN], token: CLI_TOKEN },
       },
     });
     worker = mirror.startWorker();
@@ -75,8 +79,12 @@ describe('the admin pages in Chromium over the real worker, wiki and homeserver'
     await mirror?.stop();
   });
 
+  // Whoever signs in (through the OAuth double) has the same account on the real wiki the worker
+  // reads: an account the wiki did not know would rightly be treated as suppressed.
+  const wikiIds = new Map<string, number>();
   async function contextFor(username: string, locale = 'en-GB'): Promise<{ context: BrowserContext; page: Page }> {
-    stack.wiki.login = { user: editor({ centralId: 9700 + username.length, username }) };
+    if (!wikiIds.has(username)) wikiIds.set(username, (await mirror.wiki.createUser(username, 'wiki-password-of-a-test-user')).userId);
+    stack.wiki.login = { user: editor({ centralId: wikiIds.get(username)!, username }) };
     const context = await chromium.newContext({ locale });
     const page = await context.newPage();
     return { context, page };
@@ -176,6 +184,21 @@ describe('the admin pages in Chromium over the real worker, wiki and homeserver'
     }, 60_000);
     assert.equal(await level(), 50);
     await context.close();
+  });
+
+  test('the sync command asks the running service when a worker leads, and prints what its worker did', async () => {
+    const config = YAML.parse(readFileSync(mirror.configPath, 'utf8')) as Record<string, Record<string, unknown>>;
+    const port = Number(new URL(stack.issuer).port);
+    const path = join(mirror.dir, 'cli.yaml');
+    writeFileSync(path, YAML.stringify({ ...config, http: { host: '127.0.0.1', port, public_url: stack.issuer }, admin: { token: CLI_TOKEN } }));
+    const dry = await start(['sync', '--dry-run', '--config', path]).exited;
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /Dry run: \d+ mapped accounts? read; 0 changes would be made/, 'a dry run reads the database itself');
+    const run = await start(['sync', '--config', path]).exited;
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`Pass .+, run by the worker of the running service \\(http://127\\.0\\.0\\.1:${port}\\)`));
+    const { rows } = await mirror.db!.query<{ requested_by: string }>("SELECT DISTINCT requested_by FROM moderation_requests WHERE kind = 'apply' AND requested_by = 'api:admin'");
+    assert.equal(rows.length, 1, 'asked as the admin token');
   });
 
   test('someone who is not an admin gets the 403 page', async () => {
