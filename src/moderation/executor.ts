@@ -99,6 +99,8 @@ export interface PassResult {
 export interface RunOptions {
   /** Stops the pass between two actions: the action under way finishes (and is recorded). */
   signal?: AbortSignal;
+  /** Called after each action with how many of the plan's actions are done (a command's progress). */
+  onAction?: (done: number, total: number) => void;
 }
 
 const DEFAULT_CONCURRENCY = 4;
@@ -199,6 +201,7 @@ export class ModerationExecutor {
         if (intent !== undefined && !stopPass) await this.#store.dropIntent(intent);
       }
       results.push(result);
+      options.onAction?.(i + 1, plan.actions.length);
       if (stopPass) {
         // The action that hit the limit or the outage is undone too.
         deferred = plan.actions.length - i;
