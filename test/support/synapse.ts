@@ -76,6 +76,8 @@ export interface Synapse extends SynapseAddress {
   /** An access token of `@admin:<serverName>`, a server admin made at start. */
   adminToken: string;
   adminUserId: string;
+  /** The `registration_shared_secret`, for tests of tools that register users with it. */
+  registrationSecret: string;
   /** Synapse's stdout and stderr (its whole log). */
   logPath: string;
   /** The folder holding the config, database and media store. */
@@ -355,6 +357,7 @@ export async function startSynapse(options: SynapseOptions = {}): Promise<Synaps
       version,
       adminToken: admin.accessToken,
       adminUserId: admin.userId,
+      registrationSecret: secret,
       logPath,
       dir,
       config,
