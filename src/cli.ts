@@ -11,6 +11,7 @@ import { configJsonSchema, renderSample } from './config/generate.ts';
 import { ConfigError, configPath, loadConfigFile, redact, type Config, type Environment } from './config/load.ts';
 import { createLogger, type Logger } from './log.ts';
 import { SigningKeyStore } from './oidc/keys.ts';
+import { progressOn } from './commands/progress.ts';
 import { runSync } from './commands/sync.ts';
 import { lookUp } from './commands/whois.ts';
 
@@ -125,11 +126,11 @@ const commands: Record<string, Command> = {
   },
   sync: {
     summary: 'Run one full moderation pass now; with --dry-run, print its plan and change nothing.',
-    usage: `wiki-matrix-sso sync [--dry-run] [--config PATH]\n\n  --dry-run           print what the pass would do; nothing is changed or recorded\n${CONFIG_HELP}`,
+    usage: `wiki-matrix-sso sync [--dry-run] [--config PATH]\n\n  --dry-run           print what the pass would do; nothing is changed or recorded\n${CONFIG_HELP}\n\nThe plan or the outcome goes to stdout; progress goes to stderr (a bar on a terminal, plain lines otherwise).`,
     options: { ...configOption, 'dry-run': { type: 'boolean' } },
     async run(values) {
       const config = load(values);
-      return runSync({ config, log: createLogger('warn'), dryRun: Boolean(values['dry-run']) });
+      return runSync({ config, log: createLogger('warn'), dryRun: Boolean(values['dry-run']), progress: progressOn({ command: 'sync' }) });
     },
   },
   whois: {

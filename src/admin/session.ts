@@ -15,6 +15,7 @@ import type { Database } from '../db/index.ts';
 import { canonicalUsername } from '../identity/localpart.ts';
 import { WikiProfileStore } from '../login/store.ts';
 import { explicitGroups } from '../wiki/action-api-results.ts';
+import { personHref } from './views.ts';
 
 export const ADMIN_CLIENT_ID = 'wiki-matrix-sso-admin';
 export const ADMIN_CALLBACK = '/admin/callback';
@@ -26,6 +27,11 @@ type ClientConfig = Config['oidc']['clients'][number];
 
 /** Whether anyone may use the admin pages (`admin.users` or `admin.groups`). */
 export const adminPagesEnabled = (config: Config): boolean => config.admin.users.length > 0 || config.admin.groups.length > 0;
+
+/** The admin page of a person, for links from moderation-room notices; undefined without admin pages. */
+export function personUrlFor(config: Config): ((userId: string) => string) | undefined {
+  return adminPagesEnabled(config) ? (userId) => new URL(personHref(userId), config.http.public_url).href : undefined;
+}
 
 /** The provider's client for the admin pages: public (PKCE), first-party, openid only. */
 export function adminClient(config: Config): ClientConfig {

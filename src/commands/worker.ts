@@ -12,8 +12,7 @@ import { withHomeserverIds } from '../moderation/matrix-ids.ts';
 import { ModerationAuditLog, type AuditEntry } from '../moderation/records.ts';
 import type { AccountRepository } from '../identity/accounts.ts';
 import { listenForMetrics, metricsRegistry } from '../metrics/index.ts';
-import { adminPagesEnabled } from '../admin/session.ts';
-import { personHref } from '../admin/views.ts';
+import { personUrlFor } from '../admin/session.ts';
 import { openMigratedDatabase } from './common.ts';
 
 export { WORKER_LOCK };
@@ -126,7 +125,7 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
     moderation: config.moderation,
     serverName: config.matrix.server_name,
     noticeRoom: config.sync.moderation_room,
-    ...(adminPagesEnabled(config) && { personUrl: (userId: string) => new URL(personHref(userId), config.http.public_url).href }),
+    personUrl: personUrlFor(config),
     dryRun: config.sync.dry_run,
     fullPassIntervalMs: config.sync.full_pass_interval * 1000,
     pollIntervalMs: config.sync.poll_interval * 1000,

@@ -12,6 +12,8 @@ export function describeAction(action: Action): string {
       return `${action.kind.padEnd(8)} ${action.userId} in ${action.roomId}: ${action.reason}`;
     case 'invite':
       return `${'invite'.padEnd(8)} ${action.userId} to ${action.roomId} (${describeCause(action.cause)})`;
+    case 'invite_subscriber':
+      return `${'invite'.padEnd(8)} ${action.userId} to ${action.roomId} (reads the policy list)`;
     case 'set_power_levels':
       return `${'levels'.padEnd(8)} ${action.roomId}: ${action.changes.map((c) => `${c.userId} ${c.from ?? 'default'} → ${c.to ?? 'default'}`).join(', ')}`;
     case 'suspend':

@@ -101,9 +101,13 @@ export interface PassResult {
 export interface RunOptions {
   /** Stops the pass between two actions: the action under way finishes (and is recorded). */
   signal?: AbortSignal;
+  /** Called after each action with how many of the plan's actions are done (a command's progress). */
+  onAction?: (done: number, total: number) => void;
 }
 
 const DEFAULT_CONCURRENCY = 4;
+/** Shown with the invitation, so that whoever runs the invited bot knows why it came. */
+const SUBSCRIBER_INVITE_REASON = 'Reads the policy list published here (moderation.policy_list.subscribers)';
 const NOTICE_MAX_LINES = 20;
 
 /** Writes pending after their Matrix change succeeded but the database refused the record. */
@@ -203,6 +207,7 @@ export class ModerationExecutor {
         if (intent !== undefined && !stopPass) await this.#store.dropIntent(intent);
       }
       results.push(result);
+      options.onAction?.(i + 1, plan.actions.length);
       if (stopPass) {
         // The action that hit the limit or the outage is undone too.
         deferred = plan.actions.length - i;
@@ -289,6 +294,8 @@ export class ModerationExecutor {
         return g.setPowerLevels(action.roomId, action.content);
       case 'invite':
         return g.invite(action.roomId, action.userId);
+      case 'invite_subscriber':
+        return g.invite(action.roomId, action.userId, SUBSCRIBER_INVITE_REASON);
       case 'kick':
         return g.kick(action.roomId, action.userId, action.reason);
       case 'suspend':
@@ -440,6 +447,8 @@ export function auditEntries(action: Action, result: ActionResult, context: Audi
       return [{ ...base, roomId: action.roomId, userId: action.userId, cause: action.cause, detail: { reason: action.reason } }];
     case 'invite':
       return [{ ...base, roomId: action.roomId, userId: action.userId, cause: action.cause, detail: {} }];
+    case 'invite_subscriber':
+      return [{ ...base, roomId: action.roomId, userId: action.userId, cause: null, detail: { reason: SUBSCRIBER_INVITE_REASON } }];
     case 'set_power_levels':
       return action.changes.map((c) => ({ ...base, roomId: action.roomId, userId: c.userId, cause: c.cause, detail: { from: c.from, to: c.to } }));
     case 'suspend':
@@ -511,6 +520,9 @@ export function noticeText(results: readonly ActionResult[], personUrl?: (userId
         break;
       case 'invite':
         add(`Invited ${action.userId}`, describeCause(action.cause), action.roomId, action.userId);
+        break;
+      case 'invite_subscriber':
+        add(`Invited ${action.userId} to the policy list room`, 'it reads the policy list', null);
         break;
       case 'set_power_levels':
         for (const c of action.changes) add(`Power level of ${c.userId} ${c.from ?? 'default'} → ${c.to ?? 'default'}`, describeCause(c.cause), action.roomId, c.userId);
