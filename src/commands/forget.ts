@@ -43,25 +43,26 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 
 export function describe(result: ForgetResult): string {
   const { person, erased, audit } = result;
+  const [erase, keep, handOver, takeBack] = (result.dryRun ? ['erase', 'keep', 'hand over', 'take back'] : ['erased', 'kept', 'handed over', 'taken back']).map((v) => v.padEnd(12));
   const lines = [
     result.dryRun
       ? `Dry run: forgetting ${person.username} (central user id ${person.centralId} on ${person.wiki}; ${person.matrixIds.join(', ')}) would:`
       : `Forgot ${person.username} (central user id ${person.centralId} on ${person.wiki}; ${person.matrixIds.join(', ')}):`,
-    `  erase      the account (username, display name, localpart, Matrix ID), ${plural(erased.wikiProfiles, 'cached wiki profile')} (groups, edit count, email),`,
-    `             ${plural(erased.signIns, 'sign-in')}, ${plural(erased.providerRecords, 'session, grant or token', 'sessions, grants and tokens')}, ${plural(erased.pendingLogouts, 'pending logout')}, ${plural(erased.sessionEnds, 'session-end record')}`,
-    `  keep       ${plural(audit.reKeyed, 'audit entry', 'audit entries')} under ${result.dryRun ? 'a new opaque id' : result.opaqueId}, names removed; ${plural(audit.mentionsRemoved, 'mention')} elsewhere removed`,
+    `  ${erase}the account (username, display name, localpart, Matrix ID), ${plural(erased.wikiProfiles, 'cached wiki profile')} (groups, edit count, email),`,
+    `${' '.repeat(14)}${plural(erased.signIns, 'sign-in')}, ${plural(erased.providerRecords, 'session, grant or token', 'sessions, grants and tokens')}, ${plural(erased.pendingLogouts, 'pending logout')}, ${plural(erased.sessionEnds, 'session-end record')}`,
+    `  ${keep}${plural(audit.reKeyed, 'audit entry', 'audit entries')} under ${result.dryRun ? 'a new opaque id' : result.opaqueId}, names removed; ${plural(audit.mentionsRemoved, 'mention')} elsewhere removed`,
   ];
   if (result.handedOver.length > 0) {
-    lines.push('  hand over  sanctions that stay in Matrix; the service no longer lifts them, so a moderator does when they end:');
+    lines.push(`  ${handOver}sanctions that stay in Matrix; the service no longer lifts them, so a moderator does when they end:`);
     for (const h of result.handedOver) {
       const what = h.kind === 'ban' ? `ban of ${h.userId} in ${h.roomId}` : h.kind === 'policy_rule' ? `policy rule against ${h.userId} in ${h.roomId}` : `suspension of ${h.userId}`;
       const ref = h.cause.blockId !== null ? `, block #${h.cause.blockId}` : '';
-      lines.push(`             ${what} (${h.cause.kind.replace(/_/g, ' ')}${ref}, ${h.cause.expiry ? `until ${h.cause.expiry}` : 'indefinite'})`);
+      lines.push(`${' '.repeat(14)}${what} (${h.cause.kind.replace(/_/g, ' ')}${ref}, ${h.cause.expiry ? `until ${h.cause.expiry}` : 'indefinite'})`);
     }
   }
   if (result.takenBack.length > 0) {
-    lines.push('  take back  at the next full moderation pass, privileges the wiki no longer vouches for:');
-    for (const t of result.takenBack) lines.push(`             ${t.kind === 'level' ? `power level ${t.level}` : 'membership (gated room)'} of ${t.userId} in ${t.roomId}`);
+    lines.push(`  ${takeBack}at the next full moderation pass, privileges the wiki no longer vouches for:`);
+    for (const t of result.takenBack) lines.push(`${' '.repeat(14)}${t.kind === 'level' ? `power level ${t.level}` : 'membership (gated room)'} of ${t.userId} in ${t.roomId}`);
   }
   return `${lines.join('\n')}\n`;
 }
