@@ -14,6 +14,7 @@ import { SigningKeyStore } from './oidc/keys.ts';
 import { progressOn } from './commands/progress.ts';
 import { runSync } from './commands/sync.ts';
 import { lookUp } from './commands/whois.ts';
+import { runForget } from './commands/forget.ts';
 
 const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
 
@@ -150,6 +151,28 @@ const commands: Record<string, Command> = {
       return 0;
     },
   },
+  forget: {
+    summary: "Remove a person's personal data; without --yes, only show what would go.",
+    usage: [
+      'wiki-matrix-sso forget <username | @localpart:server | localpart | central id> [--yes] [--by NAME] [--config PATH]',
+      '',
+      '  --yes               do it (it cannot be undone); without it, nothing is changed',
+      '  --by NAME           who is doing it, kept in the audit (default: your user name)',
+      CONFIG_HELP,
+      '',
+      'Erases the account, its cached wiki profile, sign-ins, sessions and tokens; keeps the audit',
+      "entries under an opaque id with names removed. Bans and suspensions in force stay in Matrix",
+      "(handed over to the rooms' moderators); power levels and gated-room memberships are taken",
+      'back at the next full moderation pass. On the embedded database, stop serve first.',
+    ].join('\n'),
+    options: { ...configOption, yes: { type: 'boolean' }, by: { type: 'string' } },
+    async run(values, positionals) {
+      const who = positionals.join(' ').trim();
+      if (!who) throw new UsageError('say whom to forget');
+      const config = load(values);
+      return runForget({ config, log: createLogger('warn'), who, yes: Boolean(values.yes), by: values.by as string | undefined });
+    },
+  },
   'keys list': {
     summary: 'List the signing keys: which sign, and until when retired ones stay published.',
     usage: `wiki-matrix-sso keys list [--config PATH]\n\n${CONFIG_HELP}`,
@@ -257,7 +280,7 @@ export async function main(argv: string[]): Promise<number> {
     const { values, positionals } = parseArgs({
       args: rest,
       options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: name === 'config check' || name === 'whois',
+      allowPositionals: name === 'config check' || name === 'whois' || name === 'forget',
       strict: true,
     });
     if (values.help) {

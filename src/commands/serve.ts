@@ -41,10 +41,11 @@ export async function startService(configured: Config, log: Logger, options: Ser
     // First, so that the metrics count from the first request on.
     if (config.metrics.port !== undefined) metrics = await listenForMetrics(metricsRegistry(), { host: config.metrics.host, port: config.metrics.port }, log);
     oidc = await createOidc({ config, db, log, ...(options.fetch && { fetch: options.fetch }) });
-    // The embedded database belongs to one process, so on it moderation mirroring runs here too.
-    if (db.kind === 'pglite' && config.sync.enabled) {
+    // The embedded database belongs to one process, so on it the worker runs here too: moderation
+    // mirroring when enabled, and the retention purge always.
+    if (db.kind === 'pglite') {
       worker = startWorkerOn(db, config, log);
-      log.info('moderation mirroring runs in this process (embedded database)');
+      log.info(config.sync.enabled ? 'moderation mirroring runs in this process (embedded database)' : 'the retention purge runs in this process (embedded database)');
     }
     app = createApp({
       db,

@@ -13,6 +13,7 @@ import { ModerationAuditLog, type AuditEntry } from '../moderation/records.ts';
 import type { AccountRepository } from '../identity/accounts.ts';
 import { listenForMetrics, metricsRegistry } from '../metrics/index.ts';
 import { personUrlFor } from '../admin/session.ts';
+import { privacyHousekeeping, type PrivacyHousekeeping } from '../privacy/housekeeping.ts';
 import { openMigratedDatabase } from './common.ts';
 
 export { WORKER_LOCK };
@@ -102,10 +103,12 @@ export async function startWorker(config: Config, log: Logger, deps: WorkerDeps 
 
 /** The worker on a database someone else opened and closes (the embedded database is one process's). */
 export function startWorkerOn(db: Database, config: Config, log: Logger, deps: WorkerDeps = {}): Worker {
-  return config.sync.enabled ? startMirroring(config, log, db, deps) : startIdle(log, db);
+  // The retention purge and the rest of each forget are the leader's, mirroring or not.
+  const privacy = privacyHousekeeping({ db, config, log });
+  return config.sync.enabled ? startMirroring(config, log, db, deps, privacy) : startIdle(log, db, privacy);
 }
 
-function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerDeps): Worker {
+function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerDeps, privacy: PrivacyHousekeeping): Worker {
   const context = { config, db, log };
   const gateway = (deps.gateway ?? ((c) => matrixGatewayFrom(c.config, c.log)))(context);
   const sources = (deps.sources ?? wikiSources)(context);
@@ -113,9 +116,16 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
   const accounts = accountRepository(db, config);
   const source = idp ? withHomeserverIds(sources.source, { gateway, accounts, authProvider: idp, serverName: config.matrix.server_name, log }) : sources.source;
   // After each pass, through Synapse's admin API (so on Synapse only): display names that follow
-  // wiki renames. Every few seconds, pass or not: back-channel logouts a relying party did not take yet.
+  // wiki renames. Every few seconds, pass or not: back-channel logouts a relying party did not take
+  // yet, and the privacy work (retention purge, finishing forgets).
   const afterPass = idp ? async () => void (await followRenames({ gateway, accounts, wiki: wikiIdOf(config), log })) : undefined;
-  const housekeeping = () => deliverAndAudit({ db, config, log, accounts });
+  const housekeeping = async () => {
+    try {
+      await deliverAndAudit({ db, config, log, accounts });
+    } finally {
+      await privacy.run();
+    }
+  };
   const moderation = startModerationWorker({
     db,
     log,
@@ -172,18 +182,38 @@ async function deliverAndAudit(deps: { db: Database; config: Config; log: Logger
   await new ModerationAuditLog(deps.db).append(entries);
 }
 
-function startIdle(log: Logger, db: Database): Worker {
+/** How often a leader that does not mirror moderation runs the privacy work. */
+const IDLE_HOUSEKEEPING_MS = 60_000;
+
+function startIdle(log: Logger, db: Database, privacy: PrivacyHousekeeping): Worker {
   const leadership = lead(db, WORKER_LOCK);
   log.info('waiting to become the leader (another worker may hold the lock)');
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let turn: Promise<void> = Promise.resolve();
+  const housekeeping = () => {
+    if (stopped) return;
+    turn = privacy.run().catch((error) => log.warn({ err: error }, 'housekeeping failed; it is tried again shortly')).then(() => {
+      if (!stopped) (timer = setTimeout(housekeeping, IDLE_HOUSEKEEPING_MS)).unref();
+    });
+  };
   const leading = leadership.acquired.then(() => {
-    log.info('leader: moderation mirroring is off (sync.enabled is false), so there is nothing to do');
+    log.info('leader: moderation mirroring is off (sync.enabled is false); only the retention purge runs');
+    housekeeping();
   });
   leading.catch(() => {});
-  void leadership.lost.then((error) => log.error({ err: error }, 'lost leadership: the database connection ended'));
+  void leadership.lost.then((error) => {
+    stopped = true;
+    clearTimeout(timer);
+    log.error({ err: error }, 'lost leadership: the database connection ended');
+  });
   return {
     leading,
     moderation: undefined,
     async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await turn;
       await leadership.stop();
     },
   };

@@ -273,6 +273,17 @@ const metrics = z
   })
   .describe('Prometheus metrics: sign-ins by outcome, wiki latency and errors, tokens issued, sync lag, passes, actions, rate-limit waits, leadership, and the process.');
 
+const retention = z
+  .strictObject({
+    days: z
+      .number()
+      .int()
+      .min(1)
+      .default(180)
+      .describe('How long operational data about people is kept, in days (the project standard is 180): sign-in records, the provider\'s sessions and tokens, cached wiki profiles, and the details of audit entries (who, why, error, detail; what was done, where and when stays, so counts remain right) are purged after this by the worker\'s leader, hourly. Accounts and the moderation records of sanctions in force are kept while they are needed; `forget` removes a person at once.'),
+  })
+  .describe('Retention of personal data (see README, Privacy and retention).');
+
 const logging = z
   .strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Minimum level logged.'),
@@ -293,6 +304,7 @@ export const configSchema = z
     moderation: moderationConfigSchema.default(() => moderationConfigSchema.parse({})),
     admin: admin.default(() => admin.parse({})),
     metrics: metrics.default(() => metrics.parse({})),
+    retention: retention.default(() => retention.parse({})),
     logging: logging.default(() => logging.parse({})),
   })
   .describe('wiki-matrix-sso configuration');

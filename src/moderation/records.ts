@@ -259,10 +259,12 @@ export const AUDIT_OUTCOMES = ['applied', 'unchanged', 'dry_run', 'failed', 'lac
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
 /**
- * What an audit entry is of: an action of a pass, or `backchannel_logout`, a relying party's
- * logout that was delivered (or given up) on a later try after a pass that ended sessions.
+ * What an audit entry is of: an action of a pass; `backchannel_logout`, a relying party's logout
+ * that was delivered (or given up) on a later try after a pass that ended sessions; or
+ * `forget_account`, a person forgotten (privacy/forget.ts), whose entries are then kept under an
+ * opaque id.
  */
-export type AuditKind = ActionKind | 'backchannel_logout' | 'localpart_override';
+export type AuditKind = ActionKind | 'backchannel_logout' | 'localpart_override' | 'forget_account';
 
 export interface AuditEntry {
   at: Date;

@@ -24,6 +24,7 @@ import { WikiApiError, type ActionApiClient } from '../wiki/action-api.ts';
 import { WikiOAuthError, type WikiOAuthClient } from '../wiki/oauth.ts';
 import { readForm } from '../http/form.ts';
 import { report, topics, type SignInEvent } from '../observe.ts';
+import { emailRequested } from '../privacy/email.ts';
 import type { Pages } from './pages.ts';
 
 export const CALLBACK_PATH = '/wiki/callback';
@@ -240,7 +241,7 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     const { login } = claim;
     let outcome;
     try {
-      outcome = await signIn(ctx, login.state, login.codeVerifier);
+      outcome = await signIn(ctx, login.state, login.codeVerifier, login.interactionUid);
     } catch (error) {
       outcome = { problem: unexpected(error, login.interactionUid) };
     }
@@ -255,7 +256,7 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
   });
 
   /** Exchanges the wiki's code, applies the login rules, and records the account: or says why not. */
-  async function signIn(ctx: Context, state: string, codeVerifier: string): Promise<{ centralId: string } | { problem: Problem }> {
+  async function signIn(ctx: Context, state: string, codeVerifier: string, interactionUid: string): Promise<{ centralId: string } | { problem: Problem }> {
     let profile;
     try {
       profile = await deps.wiki!.finish({ callbackUrl: new URL(ctx.originalUrl, callbackUrl), expectedState: state, codeVerifier, redirectUri: callbackUrl });
@@ -285,10 +286,17 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     const known = await deps.accounts.findByCentralId(deps.wikiId, profile.centralId);
     if (known && (await deps.endedSessions.ended(matrixIdsOf(known, deps.config.matrix.server_name)))) return { problem: { kind: 'sanctioned' } };
     const account = await deps.accounts.upsertOnLogin({ wiki: deps.wikiId, centralId: profile.centralId, username: profile.username });
-    await deps.profiles.save(deps.wikiId, profile, deps.clock());
+    await deps.profiles.save(deps.wikiId, profile, deps.clock(), { keepEmail: await emailAsked(interactionUid) });
     await logins.recordAccount(state, { wiki: deps.wikiId, centralId: account.centralId });
     log.info({ localpart: account.localpart }, 'signed in');
     return { centralId: account.centralId };
+  }
+
+  /** Whether the relying party this sign-in is for asked for the email address, and may have it. */
+  async function emailAsked(interactionUid: string): Promise<boolean> {
+    const pending = await provider.Interaction.find(interactionUid);
+    if (!pending) return false;
+    return emailRequested(pending.params.scope, clientConfig(String(pending.params.client_id ?? ''))?.scopes ?? []);
   }
 
   router.get('/interaction/:uid/complete', async (ctx) => {
