@@ -4,8 +4,7 @@
 // what the API answers.
 import { type SafeHtml, html, isSafeUrl } from '../views/html.ts';
 import { type Translator } from '../views/i18n.ts';
-import type { Site } from '../views/layout.ts';
-import { stylesheetPath } from '../views/static.ts';
+import { documentStart, type Site } from '../views/layout.ts';
 import type { ActionJson, CauseJson, PersonJson, RequestJson, SanctionJson, SyncJson } from './read.ts';
 
 export type Section = 'activity' | 'people' | 'preview' | 'overrides';
@@ -33,19 +32,8 @@ export function adminPage(chrome: Chrome, title: { key: string; params?: (string
   const { i18n, site, admin } = chrome;
   const { t } = i18n;
   const params = title.params ?? [];
-  return html`<!doctype html>
-<html lang="${i18n.lang}" dir="${i18n.dir}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<meta name="robots" content="noindex, nofollow">
-${chrome.refresh ? html`<meta http-equiv="refresh" content="${chrome.refresh}">` : ''}
-<title>${i18n.text('wikimatrixsso-html-title', i18n.text(title.key, ...params), site.serviceName)}</title>
-<link rel="stylesheet" href="${stylesheetPath()}">
-<link rel="icon" href="data:,">
-</head>
-<body class="wms-admin-body">
+  return html`${documentStart(i18n, site, { key: title.key, params }, chrome.refresh ? html`<meta http-equiv="refresh" content="${chrome.refresh}">
+` : '')}<body class="wms-admin-body">
 <header class="wms-admin-header">
 <p class="wms-admin-header__service">${site.serviceName}</p>
 ${admin
