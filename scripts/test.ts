@@ -1,37 +1,34 @@
-// `npm test`: every test tier, in order. A tier whose real parts (PostgreSQL, MediaWiki, Synapse)
-// are missing on this machine is reported and left out; under CI (CI=true) a missing part fails.
+// `npm test`: every test tier (the jest projects of jest.config.js), in one jest run, closing on
+// one line `N passed, N failed, N skipped` read from jest's JSON results. `npm test -- unit e2e`
+// runs those tiers; any other argument goes to jest (a file, `--coverage`, `-t <name>`…).
+// Skipped suites are named with their reason by scripts/jest-summary.ts; under CI (CI=true) a
+// skip fails the run, since there it means an install step is missing.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Tally } from './test-tally.ts';
-
-interface Tier {
-  name: string;
-  dir: string;
-  /** Why the tier cannot run here, or undefined when it can. */
-  missing(): string | undefined;
-}
 
 const root = new URL('..', import.meta.url).pathname;
-const only = process.argv.slice(2);
+const TIERS = ['unit', 'integration', 'e2e', 'faults'];
+const args = process.argv.slice(2);
+const only = args.filter((a) => TIERS.includes(a));
+const passThrough = args.filter((a) => !TIERS.includes(a));
 
-const tiers: Tier[] = [
-  { name: 'unit', dir: 'test/unit', missing: () => undefined },
-  { name: 'integration', dir: 'test/integration', missing: () => undefined },
-  { name: 'e2e', dir: 'test/e2e', missing: () => undefined },
-  // Real parts made to fail (a homeserver stopped, a database restarted, a network gone quiet).
-  { name: 'faults', dir: 'test/faults', missing: () => undefined },
-];
+/** What jest's --json results say, as far as the closing line needs. */
+interface JestResults {
+  numPassedTests: number;
+  numFailedTests: number;
+  numPendingTests: number;
+  numTodoTests: number;
+  /** Files that failed outside any test (an import that threw, a syntax error). */
+  numRuntimeErrorTestSuites: number;
+}
 
-function files(dir: string): string[] {
-  const full = join(root, dir);
-  if (!existsSync(full)) return [];
-  return readdirSync(full, { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.test.ts'))
-    .sort()
-    .map((f) => join(dir, f));
+function files(tier: string): number {
+  const full = join(root, 'test', tier);
+  if (!existsSync(full)) return 0;
+  return readdirSync(full, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.test.ts')).length;
 }
 
 if (!process.env.TEST_DATABASE_URL) {
@@ -43,47 +40,30 @@ if (!process.env.TEST_DATABASE_URL) {
   process.stdout.write(`note: ${note}\n`);
 }
 
-let incomplete = false;
-const selected: string[] = [];
-for (const tier of tiers) {
-  if (only.length > 0 && !only.includes(tier.name)) continue;
-  const why = tier.missing();
-  if (why) {
-    process.stdout.write(`== ${tier.name}: not run here: ${why}\n`);
-    if (process.env.CI) incomplete = true;
-    continue;
-  }
-  const list = files(tier.dir);
-  process.stdout.write(`== ${tier.name}: ${list.length} files\n`);
-  selected.push(...list);
-}
-// One run, so that the closing summary counts every test of every tier.
+const selected = only.length > 0 ? only : TIERS;
+for (const tier of selected) process.stdout.write(`== ${tier}: ${files(tier)} files\n`);
+
 const scratch = mkdtempSync(join(tmpdir(), 'wms-test-'));
-const tallyFile = join(scratch, 'tally.json');
+const resultsFile = join(scratch, 'results.json');
+const jest = createRequire(import.meta.url).resolve('jest/bin/jest');
+// Jest runs the tests as ES modules, which needs vm modules (.npmrc sets them for npm and npx).
+const nodeOptions = [process.env.NODE_OPTIONS, '--experimental-vm-modules'].filter(Boolean).join(' ');
 const result = spawnSync(
   process.execPath,
-  ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(root, 'scripts/test-tally.ts')}`, `--test-reporter-destination=${tallyFile}`, ...selected],
-  { cwd: root, stdio: 'inherit' },
+  [jest, '--selectProjects', ...selected, '--json', `--outputFile=${resultsFile}`, ...(process.env.CI ? ['--ci'] : []), ...passThrough],
+  { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: nodeOptions } },
 );
-let tally: Tally | undefined;
+let results: JestResults | undefined;
 try {
-  tally = JSON.parse(readFileSync(tallyFile, 'utf8')) as Tally;
+  results = JSON.parse(readFileSync(resultsFile, 'utf8')) as JestResults;
 } catch {
-  process.stderr.write('npm test: the test run ended without a tally (did it crash?)\n');
+  process.stderr.write('npm test: jest ended without its results (did it crash?)\n');
 }
 rmSync(scratch, { recursive: true, force: true });
 
-let skippedUnderCi = false;
-if (tally) {
-  for (const suite of tally.skippedSuites) {
-    process.stdout.write(`skipped suite: ${suite.name}${suite.file ? ` (${suite.file.replace(root, '')})` : ''}: ${suite.reason}\n`);
-  }
-  const suites = tally.skippedSuites.length;
-  if (suites > 0) process.stdout.write(`${suites} whole suites skipped (counted once each; their tests never ran)\n`);
-  // Under CI nothing may be skipped: a skip there means an install step is missing.
-  skippedUnderCi = Boolean(process.env.CI) && suites + tally.skipped > 0;
-  if (skippedUnderCi) process.stderr.write('npm test: tests were skipped under CI (see above)\n');
-  process.stdout.write(`tests: ${tally.passed} passed, ${tally.failed} failed, ${tally.skipped + suites} skipped\n`);
+if (results) {
+  const failed = results.numFailedTests + results.numRuntimeErrorTestSuites;
+  const skipped = results.numPendingTests + results.numTodoTests;
+  process.stdout.write(`${results.numPassedTests} passed, ${failed} failed, ${skipped} skipped\n`);
 }
-if (incomplete) process.stderr.write('npm test: some tiers could not run under CI (see above)\n');
-process.exit(result.status !== 0 || incomplete || !tally || skippedUnderCi ? 1 : 0);
+process.exit(result.status !== 0 || !results ? 1 : 0);

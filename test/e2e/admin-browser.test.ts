@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
 import { LocalpartPolicy } from '../../src/identity/localpart.ts';
@@ -21,6 +21,7 @@ import { mediawikiAvailable } from '../support/mediawiki.ts';
 import { IDP, WIKI_ID, eventually, startMirrorStack, type MirrorStack } from '../support/mirror-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { clientApi, synapseAvailable } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable =
   mediawikiAvailable() ??
@@ -40,7 +41,9 @@ interface AxeResult {
   violations: { id: string; impact: string | null; help: string; nodes: { target: string[] }[] }[];
 }
 
-describe('the admin pages in Chromium over the real worker, wiki and homeserver', { skip: skipUnless(unavailable), timeout: 300_000 }, () => {
+jest.setTimeout(300_000);
+
+skippable(describe, skipUnless(unavailable))('the admin pages in Chromium over the real worker, wiki and homeserver', () => {
   let mirror: MirrorStack;
   let stack: Stack;
   let worker: Running;
@@ -49,7 +52,7 @@ describe('the admin pages in Chromium over the real worker, wiki and homeserver'
   const checked: string[] = [];
   const api = () => clientApi(mirror.synapse);
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     mirror = await startMirrorStack({ names: [BLOCKED, MODERATOR], rooms: 1, ownPostgres: true });
     // A room a moderator made, where the bot is a member without the power to ban.
@@ -72,7 +75,7 @@ describe('the admin pages in Chromium over the real worker, wiki and homeserver'
     await worker.waitFor(/moderation pass done/, 60_000);
     chromium = await launchChromium();
   });
-  after(async () => {
+  afterAll(async () => {
     if (process.env.WMS_TEST_WORKER_LOG && worker) process.stderr.write(worker.output());
     await chromium?.close();
     await stack?.stop();

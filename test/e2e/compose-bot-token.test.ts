@@ -7,26 +7,29 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import { promisify } from 'node:util';
 import { skipUnless } from '../support/real-parts.ts';
 import { clientApi, startSynapse, synapseAvailable, type Synapse } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const exec = promisify(execFile);
 const script = new URL('../../deploy/secrets.sh', import.meta.url).pathname;
 const unavailable = synapseAvailable();
 
-describe('secrets.sh bot-token', { skip: skipUnless(unavailable), timeout: 120_000 }, () => {
+jest.setTimeout(120_000);
+
+skippable(describe, skipUnless(unavailable))('secrets.sh bot-token', () => {
   let synapse: Synapse;
   let dir: string;
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     synapse = await startSynapse();
     dir = mkdtempSync(join(tmpdir(), 'wms-bot-token-'));
     writeFileSync(join(dir, 'synapse_registration_secret'), `${synapse.registrationSecret}\n`);
     writeFileSync(join(dir, 'matrix_bot_token'), '');
   });
-  after(async () => {
+  afterAll(async () => {
     await synapse?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

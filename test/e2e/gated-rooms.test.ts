@@ -2,13 +2,14 @@
 // real MediaWiki and a real Synapse. Joining the group on the wiki gets the person invited within
 // a pass; leaving it removes them; someone invited by hand is left alone throughout.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import { ModerationAuditLog } from '../../src/moderation/records.ts';
 import type { Running } from '../support/cli.ts';
 import { mediawikiAvailable } from '../support/mediawiki.ts';
 import { eventually, startMirrorStack, type MirrorStack } from '../support/mirror-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { clientApi, synapseAvailable } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = mediawikiAvailable() ?? synapseAvailable();
 const enc = encodeURIComponent;
@@ -16,7 +17,9 @@ const enc = encodeURIComponent;
 const CANDIDATE = 'Νέος Διαχειριστής';
 const BY_HAND = 'هاند إنفايتد';
 
-describe('a gated room follows a wiki group', { skip: skipUnless(unavailable), timeout: 180_000 }, () => {
+jest.setTimeout(180_000);
+
+skippable(describe, skipUnless(unavailable))('a gated room follows a wiki group', () => {
   let stack: MirrorStack;
   let worker: Running;
   let gated: string;
@@ -26,7 +29,7 @@ describe('a gated room follows a wiki group', { skip: skipUnless(unavailable), t
     return (state as { membership: string }).membership;
   };
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     stack = await startMirrorStack({ names: [CANDIDATE, BY_HAND], rooms: 1, ownPostgres: true });
     gated = (await api().admin('POST', '/createRoom', { preset: 'private_chat', room_version: '11', name: 'Administrators' })).room_id;
@@ -36,7 +39,7 @@ describe('a gated room follows a wiki group', { skip: skipUnless(unavailable), t
     worker = stack.startWorker();
     await worker.waitFor(/moderation pass done/, 30_000);
   });
-  after(async () => {
+  afterAll(async () => {
     await stack?.stop();
   });
 

@@ -8,7 +8,7 @@
 // the unblock withdraws it.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import YAML from 'yaml';
 import { ModerationAuditLog } from '../../src/moderation/records.ts';
 import type { Running } from '../support/cli.ts';
@@ -17,6 +17,7 @@ import { mediawikiAvailable } from '../support/mediawiki.ts';
 import { eventually, startMirrorStack, type MirrorStack } from '../support/mirror-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { clientApi, synapseAvailable } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = mediawikiAvailable() ?? synapseAvailable();
 const enc = encodeURIComponent;
@@ -26,7 +27,9 @@ const snippet = (name: string, values: Record<string, string>) =>
 const BLOCKED = 'Иван Петров';
 const BYSTANDER = 'שרה כהן';
 
-describe('an IRC bridge follows the policy list', { skip: skipUnless(unavailable), timeout: 240_000 }, () => {
+jest.setTimeout(240_000);
+
+skippable(describe, skipUnless(unavailable))('an IRC bridge follows the policy list', () => {
   let bridge: IrcBanSync;
   let stack: MirrorStack;
   let worker: Running;
@@ -42,7 +45,7 @@ describe('an IRC bridge follows the policy list', { skip: skipUnless(unavailable
   const auditedInvites = async () => (stack.db ? (await new ModerationAuditLog(stack.db).list({ kind: 'invite_subscriber' })).entries : undefined);
   const userId = (name: string) => stack.users.get(name)!.userId;
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     bridge = await startIrcBanSync();
     stack = await startMirrorStack({ names: [BLOCKED, BYSTANDER], rooms: 1, ownPostgres: true, synapse: { appservices: [bridge.registration] } });
@@ -54,7 +57,7 @@ describe('an IRC bridge follows the policy list', { skip: skipUnless(unavailable
     worker = stack.startWorker();
     await worker.waitFor(/moderation pass done/, 30_000);
   });
-  after(async () => {
+  afterAll(async () => {
     await stack?.stop();
     await bridge?.stop();
   });

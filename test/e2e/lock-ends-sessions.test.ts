@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import YAML from 'yaml';
 import { ModerationAuditLog, ModerationRecordStore } from '../../src/moderation/records.ts';
 import { backends, serverUrl, type TestDatabase } from '../support/backends.ts';
@@ -26,6 +26,7 @@ import { synapseAvailable } from '../support/synapse.ts';
 import { ELEMENT, IDP, startSsoStack, type MatrixLogin, type SsoStack } from '../support/synapse-sso.ts';
 import type { WikiUser } from '../support/wiki-oauth-double.ts';
 import { metricSample } from '../support/metrics.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable =
   mediawikiAvailable() ??
@@ -36,7 +37,9 @@ const LOCKED = 'Заблокированный Участник';
 const BYSTANDER = 'Ünbeteiligte Person';
 const enc = encodeURIComponent;
 
-describe('a global lock ends the sessions of a person signed in through Synapse', { skip: skipUnless(unavailable), timeout: 240_000 }, () => {
+jest.setTimeout(240_000);
+
+skippable(describe, skipUnless(unavailable))('a global lock ends the sessions of a person signed in through Synapse', () => {
   let db: TestDatabase;
   let wiki: TestWiki;
   let central: CentralAuthLayer;
@@ -53,7 +56,7 @@ describe('a global lock ends the sessions of a person signed in through Synapse'
   let other: MatrixLogin;
   let workerMetrics: string;
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     db = await backends().find((b) => b.name === 'postgres')!.open();
     wiki = await startWiki();
@@ -122,7 +125,7 @@ describe('a global lock ends the sessions of a person signed in through Synapse'
     );
   });
 
-  after(async () => {
+  afterAll(async () => {
     if (process.env.WMS_TEST_WORKER_LOG && worker) process.stderr.write(worker.output());
     if (worker && worker.child.exitCode === null) {
       worker.child.kill('SIGKILL');

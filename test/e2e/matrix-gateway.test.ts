@@ -2,19 +2,24 @@
 // invites and their "already done" answers, power levels, policy rules, notices, suspension
 // through the admin API, a real rate limit, M_FORBIDDEN, and a dry run that changes nothing.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import pino from 'pino';
 import { DryRunGateway, MatrixError, SdkMatrixGateway, userPowerLevel, type RoomSnapshot } from '../../src/matrix/index.ts';
-import { startSynapse, synapseAvailable, type RegisteredUser, type Synapse } from '../support/synapse.ts';
+import { installedRoomVersions, startSynapse, synapseAvailable, type RegisteredUser, type Synapse } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = synapseAvailable();
 // Under CI a missing Synapse is a failure, not a skip: scripts/setup-synapse.sh must have run.
 const skip = process.env.CI ? false : unavailable;
+// Known before the tests are registered: jest cannot skip a test once it runs.
+const withoutV12 = !unavailable && !installedRoomVersions().includes('12') ? 'this Synapse has no room version 12' : false;
 
 const silent = pino({ level: 'silent' });
 const fastRetry = { maxAttempts: 5, baseDelayMs: 50, maxDelayMs: 500, maxRateLimitWaitMs: 5_000 };
 
-describe('Matrix gateway on a real Synapse', { skip, timeout: 180_000 }, () => {
+jest.setTimeout(180_000);
+
+skippable(describe, skip)('Matrix gateway on a real Synapse', () => {
   let synapse: Synapse;
   let bot: SdkMatrixGateway;
   let alice: RegisteredUser;
@@ -56,7 +61,7 @@ describe('Matrix gateway on a real Synapse', { skip, timeout: 180_000 }, () => {
     return [result, gateway.requestCount - before];
   }
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     synapse = await startSynapse();
     bot = gatewayFor(synapse.adminToken);
@@ -84,12 +89,12 @@ describe('Matrix gateway on a real Synapse', { skip, timeout: 180_000 }, () => {
     await ok(synapse.adminToken, 'PUT', `/rooms/${enc(space)}/state/m.space.child/${enc('!gone:localhost')}`, {});
   });
 
-  after(async () => {
+  afterAll(async () => {
     await synapse?.stop();
   });
 
-  test('whoami names the bot', async (t) => {
-    t.diagnostic(`Synapse ${synapse.version}; room version 12 ${supportsV12 ? 'supported' : 'not supported'}`);
+  test('whoami names the bot', async () => {
+    console.info(`Synapse ${synapse.version}; room version 12 ${supportsV12 ? 'supported' : 'not supported'}`);
     assert.equal(await bot.whoami(), synapse.adminUserId);
   });
 
@@ -109,8 +114,8 @@ describe('Matrix gateway on a real Synapse', { skip, timeout: 180_000 }, () => {
     assert.equal(snapshot.powerLevels.ban, 50);
   });
 
-  test('room v12: creators from the create event, absent from the power levels', async (t) => {
-    if (!supportsV12) return t.skip('this Synapse has no room version 12');
+  skippable(test, withoutV12)('room v12: creators from the create event, absent from the power levels', async () => {
+    assert.ok(supportsV12, 'its room_versions.py has room version 12, but Synapse does not offer it');
     const [snapshot, requests] = await counted(bot, () => bot.roomSnapshot(v12Room));
     assert.equal(requests, 1);
     assert.equal(snapshot.roomVersion, '12');
@@ -119,8 +124,8 @@ describe('Matrix gateway on a real Synapse', { skip, timeout: 180_000 }, () => {
     assert.equal(userPowerLevel(snapshot, carol.userId), Infinity);
   });
 
-  test('a v12 creator listed in the power levels users is refused, not retried', async (t) => {
-    if (!supportsV12) return t.skip('this Synapse has no room version 12');
+  skippable(test, withoutV12)('a v12 creator listed in the power levels users is refused, not retried', async () => {
+    assert.ok(supportsV12, 'its room_versions.py has room version 12, but Synapse does not offer it');
     const { powerLevels } = await bot.roomSnapshot(v12Room);
     const [error, requests] = await counted(bot, () =>
       bot.setPowerLevels(v12Room, { ...powerLevels, users: { ...powerLevels.users, [carol.userId]: 100 } }).catch((e: unknown) => e),
@@ -128,7 +133,7 @@ describe('Matrix gateway on a real Synapse', { skip, timeout: 180_000 }, () => {
     assert.ok(error instanceof MatrixError, String(error));
     assert.equal(error.retryable, false);
     assert.equal(requests, 1);
-    t.diagnostic(`Synapse answered ${error.status} ${error.errcode}`);
+    console.info(`Synapse answered ${error.status} ${error.errcode}`);
   });
 
   test('a full pass reads each room with one request', async () => {
@@ -286,7 +291,7 @@ describe('Matrix gateway on a real Synapse', { skip, timeout: 180_000 }, () => {
     assert.equal(notAdmin.retryable, false);
   });
 
-  test('a real rate limit: M_LIMIT_EXCEEDED is waited out and the notices all arrive once', async (t) => {
+  test('a real rate limit: M_LIMIT_EXCEEDED is waited out and the notices all arrive once', async () => {
     // One message per second, burst of one, for mallory only (the rest of the server is relaxed).
     await ok(synapse.adminToken, 'POST', `/_synapse/admin/v1/users/${enc(mallory.userId)}/override_ratelimit`, {
       messages_per_second: 1,
@@ -296,7 +301,7 @@ describe('Matrix gateway on a real Synapse', { skip, timeout: 180_000 }, () => {
     const started = Date.now();
     for (let i = 0; i < 3; i++) assert.equal(await limited.sendNotice(room, `limited ${i}`), 'applied');
     const elapsed = Date.now() - started;
-    t.diagnostic(`3 notices in ${elapsed} ms, ${limited.requestCount} requests, ${limited.retryCount} rate-limit waits`);
+    console.info(`3 notices in ${elapsed} ms, ${limited.requestCount} requests, ${limited.retryCount} rate-limit waits`);
     assert.ok(limited.retryCount >= 1, 'Synapse should have rate-limited at least once');
     assert.ok(elapsed >= 1_000, `waited only ${elapsed} ms`);
     assert.equal(limited.requestCount, 3 + limited.retryCount);

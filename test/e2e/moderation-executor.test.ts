@@ -6,7 +6,7 @@
 // forgotten (not withdrawn twice) once it ends. Rooms named as every room of a space (by the
 // space's alias) are resolved at each pass: a block bans in the space's rooms, not in the space.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import pino from 'pino';
 import { SdkMatrixGateway } from '../../src/matrix/index.ts';
 import { moderationConfigSchema } from '../../src/moderation/config.ts';
@@ -16,6 +16,7 @@ import type { WikiState, WikiUserState } from '../../src/moderation/types.ts';
 import { backends, type TestDatabase } from '../support/backends.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { startSynapse, synapseAvailable, type RegisteredUser, type Synapse, clientApi } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = synapseAvailable();
 const silent = pino({ level: 'silent' });
@@ -33,7 +34,9 @@ const BLOCK = {
   anonOnly: false, noCreate: true, autoblock: true, noEmail: false, allowUserTalk: true, hidden: false,
 };
 
-describe('moderation executor on a real Synapse', { skip: skipUnless(unavailable), timeout: 240_000 }, () => {
+jest.setTimeout(240_000);
+
+skippable(describe, skipUnless(unavailable))('moderation executor on a real Synapse', () => {
   let synapse: Synapse;
   let db: TestDatabase;
   let gateway: SdkMatrixGateway;
@@ -75,7 +78,7 @@ describe('moderation executor on a real Synapse', { skip: skipUnless(unavailable
       dryRun: false,
     });
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     synapse = await startSynapse();
     db = await backends()[0]!.open();
@@ -96,7 +99,7 @@ describe('moderation executor on a real Synapse', { skip: skipUnless(unavailable
     notices = (await admin('POST', '/createRoom', { preset: 'private_chat', name: 'moderation' })).room_id;
   });
 
-  after(async () => {
+  afterAll(async () => {
     await db?.dispose();
     await synapse?.stop();
   });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { openDatabase, type Database } from '../../src/db/index.ts';
@@ -23,11 +23,14 @@ import { mediawikiAvailable, startWiki, type TestWiki } from '../support/mediawi
 import { IDP, WIKI_ID, eventually } from '../support/mirror-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { startSynapse, synapseAvailable, type RegisteredUser, type Synapse, clientApi } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = mediawikiAvailable() ?? synapseAvailable();
 const enc = encodeURIComponent;
 
-for (const backend of backends()) describe(`moderation mirroring end to end (${backend.name})`, { skip: skipUnless(unavailable), timeout: 150_000 }, () => {
+jest.setTimeout(150_000);
+
+for (const backend of backends()) skippable(describe, skipUnless(unavailable))(`moderation mirroring end to end (${backend.name})`, () => {
   let wiki: TestWiki;
   let synapse: Synapse;
   let db: TestDatabase | undefined;
@@ -89,7 +92,7 @@ for (const backend of backends()) describe(`moderation mirroring end to end (${b
     }
   }
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     dir = mkdtempSync(join(tmpdir(), 'wms-mirror-'));
     [wiki, synapse] = await Promise.all([startWiki(), startSynapse()]);
@@ -137,7 +140,7 @@ for (const backend of backends()) describe(`moderation mirroring end to end (${b
     }));
   });
 
-  after(async () => {
+  afterAll(async () => {
     if (worker) {
       worker.child.kill('SIGKILL');
       await worker.exited;

@@ -3,7 +3,7 @@
 // Matrix devices out within a pass, once, with an audit record and a notice; the unblock lifts the
 // record, and a sanction not configured to end sessions leaves them signed in.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ModerationAuditLog, ModerationRecordStore } from '../../src/moderation/records.ts';
 import type { TestDatabase } from '../support/backends.ts';
@@ -12,15 +12,18 @@ import { mediawikiAvailable } from '../support/mediawiki.ts';
 import { eventually, startMirrorStack, type MirrorStack } from '../support/mirror-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { synapseAvailable } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = mediawikiAvailable() ?? synapseAvailable();
 
-describe('a sanction ends the person\'s Matrix sessions', { skip: skipUnless(unavailable), timeout: 180_000 }, () => {
+jest.setTimeout(180_000);
+
+skippable(describe, skipUnless(unavailable))('a sanction ends the person\'s Matrix sessions', () => {
   let stack: MirrorStack;
   let worker: Running;
   let db: TestDatabase | undefined;
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     stack = await startMirrorStack({
       names: ['Signed In Vandal', 'Partly Blocked'],
@@ -32,7 +35,7 @@ describe('a sanction ends the person\'s Matrix sessions', { skip: skipUnless(una
     worker = stack.startWorker();
     await worker.waitFor(/moderation pass done/, 30_000);
   });
-  after(async () => {
+  afterAll(async () => {
     await stack?.stop();
   });
 

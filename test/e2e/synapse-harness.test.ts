@@ -4,10 +4,11 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import { startSynapse, synapseAvailable, type Synapse } from '../support/synapse.ts';
 import { makeTestCa, type TestCa } from '../support/tls.ts';
 import { skipUnless } from '../support/real-parts.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = synapseAvailable();
 const skip = skipUnless(unavailable);
@@ -75,14 +76,16 @@ function oidcProvider(idpId: string, issuer: string) {
   };
 }
 
-describe('Synapse harness', { skip, timeout: 120_000 }, () => {
+jest.setTimeout(120_000);
+
+skippable(describe, skip)('Synapse harness', () => {
   let trustedCa: TestCa;
   let strangerCa: TestCa;
   let trusted: FakeProvider;
   let stranger: FakeProvider;
   let synapse: Synapse;
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     trustedCa = await makeTestCa({ name: 'trusted test CA' });
     strangerCa = await makeTestCa({ name: 'untrusted test CA' });
@@ -94,7 +97,7 @@ describe('Synapse harness', { skip, timeout: 120_000 }, () => {
     });
   });
 
-  after(async () => {
+  afterAll(async () => {
     await synapse?.stop();
     await Promise.all([trusted?.close(), stranger?.close()]);
     await Promise.all([trustedCa?.dispose(), strangerCa?.dispose()]);
@@ -103,8 +106,8 @@ describe('Synapse harness', { skip, timeout: 120_000 }, () => {
   const clientApi = async (path: string, init: RequestInit = {}) =>
     fetch(`${synapse.baseUrl}/_matrix/client/v3${path}`, { redirect: 'manual', signal: AbortSignal.timeout(15_000), ...init });
 
-  test('reports its version', (t) => {
-    t.diagnostic(`Synapse ${synapse.version} at ${synapse.baseUrl} (server name ${synapse.serverName})`);
+  test('reports its version', () => {
+    console.info(`Synapse ${synapse.version} at ${synapse.baseUrl} (server name ${synapse.serverName})`);
     assert.match(synapse.version, /^\d+\.\d+\.\d+/);
   });
 
@@ -125,7 +128,7 @@ describe('Synapse harness', { skip, timeout: 120_000 }, () => {
     assert.deepEqual(sso.identity_providers?.map((p) => p.id).sort(), ['oidc-stranger', 'oidc-trusted']);
   });
 
-  test('Synapse fetches the discovery document over TLS from a CA it trusts', async (t) => {
+  test('Synapse fetches the discovery document over TLS from a CA it trusts', async () => {
     const redirectUrl = encodeURIComponent('http://127.0.0.1/after-login');
     const response = await clientApi(`/login/sso/redirect/oidc-trusted?redirectUrl=${redirectUrl}`);
     assert.equal(response.status, 302, await response.text());
@@ -138,15 +141,15 @@ describe('Synapse harness', { skip, timeout: 120_000 }, () => {
     assert.ok(discovery, `no discovery request reached the provider: ${JSON.stringify(trusted.requests)}`);
     assert.match(discovery, /Synapse\//);
     assert.deepEqual(trusted.tlsErrors, []);
-    t.diagnostic(`provider saw: ${trusted.requests.join('; ')}`);
+    console.info(`provider saw: ${trusted.requests.join('; ')}`);
   });
 
-  test('Synapse refuses a provider whose CA it does not trust', async (t) => {
+  test('Synapse refuses a provider whose CA it does not trust', async () => {
     const response = await clientApi('/login/sso/redirect/oidc-stranger?redirectUrl=http%3A%2F%2F127.0.0.1%2F');
     assert.notEqual(response.status, 302);
     await response.body?.cancel();
     assert.deepEqual(stranger.requests, [], 'no HTTP request may pass an untrusted handshake');
     assert.ok(stranger.tlsErrors.length > 0, 'Synapse should have aborted the TLS handshake');
-    t.diagnostic(`redirect answered ${response.status}; provider saw TLS errors: ${[...new Set(stranger.tlsErrors)].join('; ')}`);
+    console.info(`redirect answered ${response.status}; provider saw TLS errors: ${[...new Set(stranger.tlsErrors)].join('; ')}`);
   });
 });

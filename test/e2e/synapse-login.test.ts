@@ -4,7 +4,7 @@
 // the service and the wiki's OAuth double, and hears of logouts over the back channel. Every
 // step goes through Synapse's own client API with a cookie-keeping browser.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import { Browser } from '../support/browser.ts';
 import pino from 'pino';
 import { accountRepository, wikiIdOf } from '../../src/compose.ts';
@@ -17,6 +17,7 @@ import { skipUnless } from '../support/real-parts.ts';
 import { installedSynapseVersion, synapseAvailable, type Synapse } from '../support/synapse.ts';
 import { ELEMENT, IDP, SERVER_NAME, startSsoStack, type MatrixLogin, type SsoStack } from '../support/synapse-sso.ts';
 import type { WikiUser } from '../support/wiki-oauth-double.ts';
+import { skippable } from '../support/suites.ts';
 import type { Account } from '../../src/identity/accounts.ts';
 
 const unavailable = synapseAvailable();
@@ -24,18 +25,20 @@ const skip = skipUnless(unavailable);
 /** A client that is not whitelisted: Synapse asks the person before handing it a login token. */
 const OTHER_CLIENT = 'http://127.0.0.1:9/other-client/';
 
-describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not installed)'}`, { skip, timeout: 240_000 }, () => {
+jest.setTimeout(240_000);
+
+skippable(describe, skip)(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not installed)'}`, () => {
   let sso: SsoStack;
   let synapse: Synapse;
   let stack: Stack;
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     sso = await startSsoStack();
     ({ synapse, stack } = sso);
   });
 
-  after(async () => {
+  afterAll(async () => {
     await sso?.stop();
   });
 
@@ -55,8 +58,8 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
 
   let first: MatrixLogin;
 
-  test('runs against a real Synapse', (t) => {
-    t.diagnostic(`Synapse ${synapse.version} at ${synapse.baseUrl}; provider ${stack.issuer} (TLS, test CA)`);
+  test('runs against a real Synapse', () => {
+    console.info(`Synapse ${synapse.version} at ${synapse.baseUrl}; provider ${stack.issuer} (TLS, test CA)`);
     assert.equal(synapse.version.split(' ')[0], installedSynapseVersion());
   });
 
@@ -113,7 +116,7 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
 
   const corpusLogins = new Map<string, { login: MatrixLogin; account: Account }>();
 
-  test(`${CORPUS.length} usernames of every script: Synapse creates exactly the Matrix ID the service records`, { timeout: 180_000 }, async (t) => {
+  test(`${CORPUS.length} usernames of every script: Synapse creates exactly the Matrix ID the service records`, async () => {
     const accounts = accountRepository(stack.service.db, stack.config);
     const mismatches: string[] = [];
     corpusLogins.clear();
@@ -127,10 +130,10 @@ describe(`Sign in with Wikimedia on Synapse ${installedSynapseVersion() ?? '(not
       const recorded = `@${stored.localpart}:${SERVER_NAME}`;
       corpusLogins.set(username, { login, account: stored });
       if (me.json.user_id !== recorded) mismatches.push(`${JSON.stringify(username)}: Synapse ${me.json.user_id}, recorded ${recorded}`);
-      t.diagnostic(`${JSON.stringify(username)} → ${me.json.user_id}`);
+      console.info(`${JSON.stringify(username)} → ${me.json.user_id}`);
     }
     assert.deepEqual(mismatches, [], `${mismatches.length} of ${CORPUS.length} names got another Matrix ID than recorded`);
-  });
+  }, 180_000);
 
   test('a wiki block of one person of each script bans exactly that Matrix user, through the executor', async () => {
     const blocked = ['Ævar Arnfjörð Bjarmason', 'Мария Иванова', 'Σωκράτης', 'محمد', 'דוד בן-גוריון', 'देवनागरी', '北京', '한국어', 'ภาษาไทย', 'ქართული', '😀', '12345', '!!!'];

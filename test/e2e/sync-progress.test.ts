@@ -3,12 +3,13 @@
 // (never a redrawn bar), a few per phase with the last one complete, and stdout holds only the
 // plan or the outcome, so that scripts reading it see nothing new.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import { run } from '../support/cli.ts';
 import { mediawikiAvailable } from '../support/mediawiki.ts';
 import { startMirrorStack, type MirrorStack } from '../support/mirror-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { synapseAvailable } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = mediawikiAvailable() ?? synapseAvailable();
 
@@ -29,16 +30,18 @@ function phases(stderr: string): Map<string, [number, number][]> {
   return seen;
 }
 
-describe('sync shows its progress on stderr when it is not a terminal', { skip: skipUnless(unavailable), timeout: 240_000 }, () => {
+jest.setTimeout(240_000);
+
+skippable(describe, skipUnless(unavailable))('sync shows its progress on stderr when it is not a terminal', () => {
   let stack: MirrorStack;
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     stack = await startMirrorStack({ names: NAMES, rooms: 1 });
     for (const name of BLOCKED) await stack.wiki.block(name, { reason: 'Spam' });
     stack.writeConfig({ logging: { level: 'warn' } });
   });
-  after(async () => {
+  afterAll(async () => {
     await stack?.stop();
   });
 

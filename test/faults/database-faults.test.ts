@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { afterAll, afterEach, beforeAll, describe, test } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import YAML from 'yaml';
@@ -22,6 +22,7 @@ import { postgresServerAvailable, startPgServer, type PgServer } from '../suppor
 import { skipUnless } from '../support/real-parts.ts';
 import { synapseAvailable } from '../support/synapse.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = mediawikiAvailable() ?? synapseAvailable() ?? postgresServerAvailable();
 const HALF_OPEN = 'Behind A Silent Connection';
@@ -34,28 +35,28 @@ const ACTS = /"msg":"moderation action"/;
 /** A standby tries the lock every 5 s (the worker's default); a takeover takes that, a pass and a slow machine. */
 const TAKEOVER_MS = 30_000;
 
-describe('the database failing under two workers', { skip: skipUnless(unavailable), timeout: 360_000 }, () => {
+skippable(describe, skipUnless(unavailable))('the database failing under two workers', () => {
   let server: PgServer;
   let databaseUrl: string;
   let stack: MirrorStack;
   /** The workers the current test started; killed after it. */
   let workers: Running[] = [];
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     server = await startPgServer();
     databaseUrl = await server.createDatabase('wms');
     stack = await startMirrorStack({ names: [HALF_OPEN, RESTARTS], rooms: 3, databaseUrl });
-  });
+  }, 360_000);
   afterEach(async () => {
     for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
     await Promise.all(workers.map((w) => w.exited));
     workers = [];
-  });
-  after(async () => {
+  }, 360_000);
+  afterAll(async () => {
     await stack?.stop();
     await server?.stop();
-  });
+  }, 360_000);
 
   /** Starts the worker on the stack's config file, or on a copy whose database URL is `url`. */
   function startWorker(url?: string): Running {
@@ -175,7 +176,7 @@ describe('the database failing under two workers', { skip: skipUnless(unavailabl
     } finally {
       await proxy.close();
     }
-  });
+  }, 360_000);
 
   test('PostgreSQL restarted three times while a standby waits: no worker dies, and when the leader is killed the other takes over and bans', async () => {
     const first = startWorker();
@@ -207,10 +208,10 @@ describe('the database failing under two workers', { skip: skipUnless(unavailabl
     await sleep(2_000);
     await actedOnce(RESTARTS, 'after the takeover');
     assert.ok(alive(standby), 'the new leader is still running');
-  });
+  }, 360_000);
 });
 
-describe('PostgreSQL restarted while a transaction is open', { skip: skipUnless(postgresServerAvailable()), timeout: 60_000 }, () => {
+skippable(describe, skipUnless(postgresServerAvailable()))('PostgreSQL restarted while a transaction is open', () => {
   test('the transaction fails, the process lives on, and the next transaction goes through', async () => {
     const server = await startPgServer();
     const db = await openDatabase({ url: server.url(), dataDir: '', poolMax: 2, connectTimeoutSeconds: 5 });
@@ -228,5 +229,5 @@ describe('PostgreSQL restarted while a transaction is open', { skip: skipUnless(
       await db.close();
       await server.stop();
     }
-  });
+  }, 60_000);
 });

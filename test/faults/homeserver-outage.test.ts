@@ -4,7 +4,7 @@
 // and without a full pass (`full_pass_interval` is an hour here): what could not be done stayed
 // unacknowledged and was tried again.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, jest, test } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ModerationAuditLog } from '../../src/moderation/records.ts';
 import type { TestDatabase } from '../support/backends.ts';
@@ -13,6 +13,7 @@ import { mediawikiAvailable } from '../support/mediawiki.ts';
 import { eventually, startMirrorStack, type MirrorStack } from '../support/mirror-stack.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { clientApi, synapseAvailable } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = mediawikiAvailable() ?? synapseAvailable();
 const OUTAGE_MS = 60_000;
@@ -21,13 +22,15 @@ const POLL_S = 1;
 const RECOVERY_MS = (2 + 10) * POLL_S * 1000 + 20_000;
 const enc = encodeURIComponent;
 
-describe('the homeserver failing under the worker', { skip: skipUnless(unavailable), timeout: 600_000 }, () => {
+jest.setTimeout(600_000);
+
+skippable(describe, skipUnless(unavailable))('the homeserver failing under the worker', () => {
   let stack: MirrorStack;
   let worker: Running;
   /** PostgreSQL when there is one (the production case): the audit is read while the worker runs. */
   let db: TestDatabase | undefined;
 
-  before(async () => {
+  beforeAll(async () => {
     if (unavailable) throw new Error(unavailable);
     stack = await startMirrorStack({
       names: ['Arrives During Outage', 'Banned Mid Pass', 'Rate Limited'],
@@ -41,7 +44,7 @@ describe('the homeserver failing under the worker', { skip: skipUnless(unavailab
     await worker.waitFor(/leader: moderation mirroring is running/, 30_000);
     await worker.waitFor(/moderation pass done/, 30_000);
   });
-  after(async () => {
+  afterAll(async () => {
     await stack?.stop();
   });
 
@@ -53,20 +56,20 @@ describe('the homeserver failing under the worker', { skip: skipUnless(unavailab
     }
   }
 
-  test('stopped for a minute while a block arrives: every room is banned once it is back', async (t) => {
+  test('stopped for a minute while a block arrives: every room is banned once it is back', async () => {
     await stack.synapse.pause();
     await stack.wiki.block('Arrives During Outage', { reason: 'vandalism during an outage' });
     await sleep(OUTAGE_MS);
     await stack.synapse.resume();
     const back = Date.now();
     await stack.eventuallyAll('Arrives During Outage', 'ban', RECOVERY_MS);
-    t.diagnostic(`banned in ${stack.rooms.length} rooms ${Date.now() - back} ms after the homeserver came back`);
+    console.info(`banned in ${stack.rooms.length} rooms ${Date.now() - back} ms after the homeserver came back`);
     await sleep(2 * POLL_S * 1000);
     await exactlyOneBanPerRoom('Arrives During Outage');
     assert.equal(worker.child.exitCode, null, 'the worker kept running');
   });
 
-  test('stopped in the middle of a pass: the rest of the rooms are banned once it is back', async (t) => {
+  test('stopped in the middle of a pass: the rest of the rooms are banned once it is back', async () => {
     const api = clientApi(stack.synapse);
     const limit = `/_synapse/admin/v1/users/${enc(stack.synapse.adminUserId)}/override_ratelimit`;
     // Four actions a second, waited for in place: a pass over the rooms takes two seconds.
@@ -80,7 +83,7 @@ describe('the homeserver failing under the worker', { skip: skipUnless(unavailab
     const back = Date.now();
     const atReturn = (await stack.memberships('Banned Mid Pass')).filter((m) => m === 'ban').length;
     await stack.eventuallyAll('Banned Mid Pass', 'ban', RECOVERY_MS);
-    t.diagnostic(`${atReturn} of ${stack.rooms.length} rooms banned when the homeserver came back; all ${Date.now() - back} ms later`);
+    console.info(`${atReturn} of ${stack.rooms.length} rooms banned when the homeserver came back; all ${Date.now() - back} ms later`);
     assert.ok(atReturn < stack.rooms.length, 'the homeserver stopped before the pass was done');
     await sleep(2 * POLL_S * 1000);
     await exactlyOneBanPerRoom('Banned Mid Pass');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, it } from '@jest/globals';
 import fc from 'fast-check';
 import {
   AccountNotFoundError,
@@ -25,10 +25,10 @@ for (const backend of backends()) {
     let repo: PostgresAccountRepository;
     const later = (seconds: number) => (now = new Date(now.getTime() + seconds * 1000));
 
-    before(async () => {
+    beforeAll(async () => {
       db = await backend.open();
     });
-    after(() => db.dispose());
+    afterAll(() => db.dispose());
     beforeEach(async () => {
       await db.query('DELETE FROM accounts');
       now = START;

@@ -4,7 +4,7 @@
 // scripts; a page of actions 250 long; a suppressed cause; localparts chosen before a first sign-in.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import request from 'supertest';
 import { ModerationAuditLog, type AuditEntry } from '../../src/moderation/records.ts';
 import type { WikiCause } from '../../src/moderation/types.ts';
@@ -67,7 +67,7 @@ for (const backend of backends()) {
       return res;
     }
 
-    before(async () => {
+    beforeAll(async () => {
       db = backend.name === 'postgres' ? await backend.open() : undefined;
       stack = await startStack({
         ...(db && { databaseUrl: db.url! }),
@@ -110,7 +110,7 @@ for (const backend of backends()) {
       await new ModerationAuditLog(stack.service.db).append(entries);
     });
 
-    after(async () => {
+    afterAll(async () => {
       await stack?.stop();
       await db?.dispose();
     });

@@ -4,7 +4,7 @@
 // form needs its CSRF token from this site. Names are of several scripts; the RTL page is RTL.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { ModerationAuditLog } from '../../src/moderation/records.ts';
 import { Browser, type Hop } from '../support/browser.ts';
 import { editor, startStack, type Stack } from '../support/login-stack.ts';
@@ -16,7 +16,7 @@ const SESSION_SECONDS = 8;
 describe('admin pages', () => {
   let stack: Stack;
 
-  before(async () => {
+  beforeAll(async () => {
     stack = await startStack({ config: { admin: { users: ['оператор_Один'], groups: ['steward'], session_lifetime: SESSION_SECONDS } } });
     await new ModerationAuditLog(stack.service.db).append([
       {
@@ -33,7 +33,7 @@ describe('admin pages', () => {
       },
     ]);
   });
-  after(() => stack.stop());
+  afterAll(() => stack.stop());
 
   /** Signs `username` in from /admin through the provider and the wiki; the last hop is the page. */
   async function signIn(username: string, groups: string[] = [], acceptLanguage?: string): Promise<{ browser: Browser; page: Hop }> {

@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { promisify } from 'node:util';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import pg from 'pg';
@@ -20,6 +20,7 @@ import { run } from '../support/cli.ts';
 import { postgresBin, postgresServerAvailable, startPgServer, type PgServer } from '../support/pg-server.ts';
 import { skipUnless } from '../support/real-parts.ts';
 import { synapseAvailable, synapseVenv } from '../support/synapse.ts';
+import { skippable } from '../support/suites.ts';
 
 const exec = promisify(execFile);
 const root = resolve(new URL('../../', import.meta.url).pathname);
@@ -191,12 +192,12 @@ describe('deploy/compose.yaml with the secrets ./secrets.sh makes', () => {
     return path;
   };
 
-  before(async () => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'wms-compose-'));
     secrets = join(dir, 'secrets');
     await exec('bash', [join(deploy, 'secrets.sh'), secrets], { env: { ...process.env, WIKI_CLIENT_SECRET: 'consumer-secret-from-the-wiki' } });
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   test('secrets.sh makes every secret compose.yaml names, and a re-run changes none', async () => {
     const names = Object.values(compose.secrets).map((s) => s.file.replace('./secrets/', ''));
@@ -229,7 +230,7 @@ describe('deploy/compose.yaml with the secrets ./secrets.sh makes', () => {
     }
   });
 
-  test("Synapse's own config loader accepts homeserver.yaml with the database secret", { skip: skipUnless(synapseAvailable()) }, async () => {
+  skippable(test, skipUnless(synapseAvailable()))("Synapse's own config loader accepts homeserver.yaml with the database secret", async () => {
     // The synapse-data volume.
     const data = join(dir, 'synapse-data');
     mkdirSync(data);
@@ -254,12 +255,12 @@ describe('deploy/compose.yaml with the secrets ./secrets.sh makes', () => {
     assert.equal(stdout.trim().split('\n').at(-1), `example.org psycopg2 postgres synapse oidc-wikimedia ${service.http.public_url} True True`);
   });
 
-  describe('the PostgreSQL init script', { skip: skipUnless(postgresServerAvailable()) }, () => {
+  skippable(describe, skipUnless(postgresServerAvailable()))('the PostgreSQL init script', () => {
     let server: PgServer;
-    before(async () => {
+    beforeAll(async () => {
       server = await startPgServer();
     });
-    after(() => server?.stop());
+    afterAll(() => server?.stop());
 
     test('makes the Synapse and service databases; the service migrates its own with the URL secret', async () => {
       const script = mounted('postgres', '/docker-entrypoint-initdb.d/init-databases.sh');

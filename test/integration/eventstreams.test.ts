@@ -2,7 +2,7 @@
 // name a user, resuming with Last-Event-ID after a dropped connection or a restart (the id kept
 // in sync_cursors), a bounded back-off, and a clean stop.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PostgresSyncCursorStore } from '../../src/moderation/sources/cursors.ts';
 import { EventStreamTrigger, type EventStreamTriggerOptions } from '../../src/moderation/sources/event-streams.ts';
@@ -40,10 +40,10 @@ describe('EventStreams trigger', () => {
   let cursors: PostgresSyncCursorStore;
   const started: EventStreamTrigger[] = [];
 
-  before(async () => {
+  beforeAll(async () => {
     db = await backends()[0]!.open();
   });
-  after(async () => {
+  afterAll(async () => {
     await db?.dispose();
   });
   beforeEach(async () => {
@@ -53,7 +53,7 @@ describe('EventStreams trigger', () => {
     await db.query('DELETE FROM sync_cursors');
     cursors = new PostgresSyncCursorStore(db);
   });
-  after(async () => {
+  afterAll(async () => {
     await Promise.all(started.map((t) => t.stop()));
     await stream?.close();
   });

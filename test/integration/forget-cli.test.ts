@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { afterAll, describe, test } from '@jest/globals';
 import { openDatabase, type Database } from '../../src/db/index.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
@@ -37,7 +37,7 @@ for (const backend of backends()) {
   describe(`forget from the command line on ${backend.name}`, () => {
     const dirs: string[] = [];
     const cleanups: (() => Promise<void>)[] = [];
-    after(async () => {
+    afterAll(async () => {
       for (const c of cleanups) await c();
       for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     });
@@ -68,7 +68,7 @@ for (const backend of backends()) {
       }
     }
 
-    test('a dry run by default, then --yes; clear output and errors', { timeout: 120_000 }, async () => {
+    test('a dry run by default, then --yes; clear output and errors', async () => {
       const { config, open } = await setUp();
 
       const nobody = await run(['forget', '--config', config]);
@@ -103,10 +103,10 @@ for (const backend of backends()) {
       const again = await run(['forget', PERSON.username, '--yes', '--config', config]);
       assert.equal(again.code, 1);
       assert.match(again.stdout, /no account matches/);
-    });
+    }, 120_000);
 
     if (backend.name === 'pglite') {
-      test('while serve holds the embedded database, it says so and changes nothing', { timeout: 120_000 }, async () => {
+      test('while serve holds the embedded database, it says so and changes nothing', async () => {
         const { config, open } = await setUp('http:\n  port: 0\n');
         const serve = start(['serve', '--config', config]);
         try {
@@ -120,7 +120,7 @@ for (const backend of backends()) {
           serve.child.kill('SIGKILL');
         }
         assert.equal(await look(open, async (db) => (await findText(db, [PERSON.email])).length), 1);
-      });
+      }, 120_000);
     }
   });
 }

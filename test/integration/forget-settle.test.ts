@@ -3,7 +3,7 @@
 // opaque id; the ID stays pending while a record of the service's is left on it; and when the
 // person signs in again and gets the ID back, only what happened before is re-keyed.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { afterAll, describe, test } from '@jest/globals';
 import { parseConfig } from '../../src/config/load.ts';
 import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
 import { LocalpartPolicy } from '../../src/identity/localpart.ts';
@@ -24,7 +24,7 @@ const entry = (at: Date, fields: Partial<AuditEntry> = {}): AuditEntry => ({
 for (const backend of backends()) {
   describe(`finishing a forget on ${backend.name}`, () => {
     const opened: TestDatabase[] = [];
-    after(() => Promise.all(opened.map((db) => db.dispose())));
+    afterAll(() => Promise.all(opened.map((db) => db.dispose())));
     const fresh = async () => {
       const db = await backend.open();
       opened.push(db);

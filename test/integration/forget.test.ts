@@ -5,7 +5,7 @@
 // Matrix and is never lifted by the next full pass, which takes the power level back; and the
 // person signing in again gets a fresh account.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import * as client from 'openid-client';
 import pino from 'pino';
 import { accountRepository, wikiIdOf } from '../../src/compose.ts';
@@ -56,7 +56,7 @@ for (const backend of backends()) {
       policy_list: { room_id: POLICY, bans: 'global' },
     });
 
-    before(async () => {
+    beforeAll(async () => {
       let databaseUrl: string | undefined;
       if (backend.name === 'postgres') {
         const opened = await backend.open({ migrated: false });
@@ -70,7 +70,7 @@ for (const backend of backends()) {
       matrix.addRoom(ROOM, { members: [PERSON_MXID] });
       matrix.addRoom(POLICY);
     });
-    after(async () => {
+    afterAll(async () => {
       await stack.stop();
       await disposeDb?.();
     });

@@ -2,7 +2,7 @@
 // lock connection dies (the server ended its session: a restart, a NAT or firewall drop) finds out
 // at its next check and is fenced off, while a standby whose connection dies keeps waiting.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import pg from 'pg';
 import { lead, NotLeaderError, type Leadership } from '../../src/db/leader.ts';
 import { backends, serverUrl, type TestDatabase } from '../support/backends.ts';
@@ -37,11 +37,11 @@ async function fencedWrite(db: TestDatabase, leadership: Leadership, what: strin
 for (const backend of backends()) {
   describe(`leadership on ${backend.name}`, () => {
     let db: TestDatabase;
-    before(async () => {
+    beforeAll(async () => {
       db = await backend.open();
       await db.exec('CREATE TABLE fenced_writes (what text NOT NULL)');
     });
-    after(() => db.dispose());
+    afterAll(() => db.dispose());
 
     test('one leader per name; each term has a later generation; the fence lets only the current term write', async () => {
       const first = lead(db, NAME, { retryMs: 50 });

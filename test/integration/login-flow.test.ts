@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import * as jose from 'jose';
 import * as client from 'openid-client';
 import { emptyRecords, ModerationRecordStore } from '../../src/moderation/records.ts';
@@ -12,6 +12,7 @@ import { HOMESERVER, RP_CALLBACK, RP_LOGGED_OUT, RelyingParty, continueToWiki, e
 import { backends } from '../support/backends.ts';
 import { mediawikiAvailable, startWiki, type TestWiki } from '../support/mediawiki.ts';
 import { skipUnless } from '../support/real-parts.ts';
+import { skippable } from '../support/suites.ts';
 
 async function accountCount(stack: Stack): Promise<number> {
   const { rows } = await stack.service.db.query<{ n: number }>('SELECT count(*)::int AS n FROM accounts');
@@ -24,7 +25,7 @@ for (const backend of backends()) {
     let rp: RelyingParty;
     let disposeDb: (() => Promise<void>) | undefined;
 
-    before(async () => {
+    beforeAll(async () => {
       let databaseUrl: string | undefined;
       if (backend.name === 'postgres') {
         const db = await backend.open({ migrated: false });
@@ -35,7 +36,7 @@ for (const backend of backends()) {
       stack = await startStack({ ...(databaseUrl && { databaseUrl }) });
       rp = await RelyingParty.discover(stack.issuer);
     });
-    after(async () => {
+    afterAll(async () => {
       await stack.stop();
       await disposeDb?.();
     });
@@ -198,7 +199,7 @@ for (const backend of backends()) {
 describe('refusals', () => {
   let stack: Stack;
   let rp: RelyingParty;
-  before(async () => {
+  beforeAll(async () => {
     stack = await startStack({
       config: { login: { blocked: 'any', min_edit_count: 10, min_account_age_days: 30, forbidden_groups: ['bot'], required_groups: [] } },
       clients: [
@@ -209,7 +210,7 @@ describe('refusals', () => {
     });
     rp = await RelyingParty.discover(stack.issuer);
   });
-  after(() => stack.stop());
+  afterAll(() => stack.stop());
 
   const denied: Array<[string, Partial<Parameters<typeof editor>[0]> | null, RegExp, number]> = [
     ['an unattached account', { centralId: 0 }, /not attached|global account/i, 403],
@@ -393,10 +394,10 @@ describe('login rules that need more than the profile', () => {
     }
   });
 
-  describe('blocked: sitewide asks the real wiki whether a block is sitewide', { skip: skipUnless(mediawikiAvailable()) }, () => {
+  skippable(describe, skipUnless(mediawikiAvailable()))('blocked: sitewide asks the real wiki whether a block is sitewide', () => {
     let wiki: TestWiki;
     let stack: Stack;
-    before(async () => {
+    beforeAll(async () => {
       wiki = await startWiki();
       for (const name of ['Partly Blocked', 'Fully Blocked']) await wiki.createUser(name, 'correct horse battery');
       await wiki.adminRequest({ action: 'edit', title: 'Contested page', text: 'x', summary: 'test page' }, { token: 'csrf' });
@@ -404,7 +405,7 @@ describe('login rules that need more than the profile', () => {
       await wiki.block('Fully Blocked', { reason: 'vandalism' });
       stack = await startStack({ config: { login: { blocked: 'sitewide' }, wiki: { api_url: wiki.apiUrl } } });
     });
-    after(async () => {
+    afterAll(async () => {
       await stack?.stop();
       await wiki?.stop();
     });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import * as client from 'openid-client';
 import { Browser } from '../support/browser.ts';
 import { continueToWiki, editor, freePort, readSnippet, startStack, trustTestCa, type Stack } from '../support/login-stack.ts';
@@ -92,7 +92,7 @@ describe('Matrix Authentication Service: strict discovery and sign-in with the c
   let clientEntry: Record<string, any>;
   let metadata: Metadata;
 
-  before(async () => {
+  beforeAll(async () => {
     ca = await makeTestCa({ name: 'wiki-matrix-sso MAS test CA' });
     trustTestCa(ca.caCert);
     secretsDir = await mkdtemp(join(tmpdir(), 'wms-mas-'));
@@ -108,7 +108,7 @@ describe('Matrix Authentication Service: strict discovery and sign-in with the c
     metadata = (await response.json()) as Metadata;
   });
 
-  after(async () => {
+  afterAll(async () => {
     await stack?.stop();
     await ca?.dispose();
     if (secretsDir) await rm(secretsDir, { recursive: true, force: true });

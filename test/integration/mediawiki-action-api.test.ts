@@ -1,10 +1,11 @@
 // The Action API client against a real MediaWiki 1.39: an admin arranges blocks and group changes
 // through the API, and the client reads them back as typed values.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from '@jest/globals';
 import { ActionApiClient, logCursorOf, type WikiLogEvent } from '../../src/wiki/action-api.ts';
 import { mediawikiAvailable, startWiki, type TestWiki } from '../support/mediawiki.ts';
 import { skipUnless } from '../support/real-parts.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = mediawikiAvailable();
 
@@ -14,7 +15,7 @@ async function collect<T>(events: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-describe('Action API client on a real MediaWiki', { skip: skipUnless(unavailable) }, () => {
+skippable(describe, skipUnless(unavailable))('Action API client on a real MediaWiki', () => {
   let wiki: TestWiki;
   let api: ActionApiClient;
   let requests: URL[];
@@ -22,7 +23,7 @@ describe('Action API client on a real MediaWiki', { skip: skipUnless(unavailable
   let partialId: number;
   const start = new Date(Date.now() - 60_000);
 
-  before(async () => {
+  beforeAll(async () => {
     wiki = await startWiki();
     requests = [];
     api = new ActionApiClient({
@@ -46,7 +47,7 @@ describe('Action API client on a real MediaWiki', { skip: skipUnless(unavailable
     await wiki.userrights('Carol', { remove: ['bot'] });
   });
 
-  after(async () => {
+  afterAll(async () => {
     await wiki?.stop();
   });
 

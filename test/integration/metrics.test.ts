@@ -2,7 +2,7 @@
 // provider and the wiki's OAuth double: the counters move by exactly what happened (a sign-in, a
 // rule's refusal, a wiki outage, a refresh), and Node's process metrics are there.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import * as client from 'openid-client';
 import { Browser } from '../support/browser.ts';
 import { RelyingParty, editor, startStack, type Stack } from '../support/login-stack.ts';
@@ -19,12 +19,12 @@ describe('metrics', () => {
     return response.text();
   };
 
-  before(async () => {
+  beforeAll(async () => {
     stack = await startStack({ config: { metrics: { port: 0 }, login: { forbidden_groups: ['bot'] } } });
     rp = await RelyingParty.discover(stack.issuer);
     url = stack.service.metricsUrl!;
   });
-  after(async () => {
+  afterAll(async () => {
     await stack.stop();
   });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { afterAll, describe, test } from '@jest/globals';
 import { openDatabase, type Database } from '../../src/db/index.ts';
 import { migrate, migrationStatus, readMigrations } from '../../src/db/migrate.ts';
 import { backends, type TestDatabase } from '../support/backends.ts';
@@ -26,7 +26,7 @@ for (const backend of backends()) {
       opened.push(db);
       return db;
     };
-    after(() => Promise.all(opened.map((db) => db.dispose())));
+    afterAll(() => Promise.all(opened.map((db) => db.dispose())));
 
     test('apply once, then nothing is pending; a second run applies nothing', async () => {
       const db = await fresh();

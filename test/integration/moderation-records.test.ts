@@ -2,7 +2,7 @@
 // round trip (causes with dates, levels, policy rules, suspensions), targeted loads, deltas from
 // actions written in one transaction with their audit entries, and audit paging newest first.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { ModerationAuditLog, ModerationRecordStore, emptyRecords, recordChanges, type AuditEntry } from '../../src/moderation/records.ts';
 import { recordsAfter } from '../../src/moderation/reconcile.ts';
 import type { Action, OwnershipRecords, WikiCause } from '../../src/moderation/types.ts';
@@ -65,12 +65,12 @@ for (const backend of backends()) {
     let store: ModerationRecordStore;
     let audit: ModerationAuditLog;
 
-    before(async () => {
+    beforeAll(async () => {
       db = await backend.open();
       store = new ModerationRecordStore(db, { clock: () => NOW });
       audit = new ModerationAuditLog(db);
     });
-    after(() => db.dispose());
+    afterAll(() => db.dispose());
 
     test('empty at first; every kind of record round-trips', async () => {
       assert.deepEqual(await store.load(), emptyRecords());

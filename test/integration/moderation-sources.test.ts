@@ -2,7 +2,7 @@
 // mapped accounts (sitewide and partial blocks, groups, an unblock), full and targeted passes over
 // the account store, and log polling with its cursor kept in sync_cursors on every backend.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from '@jest/globals';
 import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
 import { LocalpartPolicy } from '../../src/identity/localpart.ts';
 import { PostgresSyncCursorStore } from '../../src/moderation/sources/cursors.ts';
@@ -14,6 +14,7 @@ import { backends, type TestDatabase } from '../support/backends.ts';
 import { mediawikiAvailable, startWiki, type TestWiki } from '../support/mediawiki.ts';
 import { MemoryCursors } from '../support/memory-cursors.ts';
 import { skipUnless } from '../support/real-parts.ts';
+import { skippable } from '../support/suites.ts';
 
 const WIKI = '127.0.0.1';
 const localparts = new LocalpartPolicy({ serverName: 'example.org', reservedNames: [], reservedPrefixes: [] });
@@ -23,13 +24,13 @@ const mapped = (username: string, centralId: string): MappedAccount => ({ wiki: 
 const ids = new Map<string, number>();
 const own = (username: string) => mapped(username, String(ids.get(username)));
 
-describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiAvailable()) }, () => {
+skippable(describe, skipUnless(mediawikiAvailable()))('moderation sources on a real MediaWiki', () => {
   let wiki: TestWiki;
   let api: ActionApiClient;
   let requests: URLSearchParams[];
   let aliceBlock: number;
 
-  before(async () => {
+  beforeAll(async () => {
     // The bot of the hidden-user test has hideuser; anonymous readers do not.
     wiki = await startWiki({ settings: "$wgGroupPermissions['sysop']['hideuser'] = true;" });
     requests = [];
@@ -47,7 +48,7 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
     await wiki.block('Carol', { reason: 'edit war', partial: true, pages: ['Main Page'] });
     await wiki.block('Stranger', { reason: 'not on Matrix' });
   });
-  after(async () => {
+  afterAll(async () => {
     await wiki?.stop();
   });
 
@@ -151,7 +152,7 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
       let cursors: PostgresSyncCursorStore;
       const target = `Target ${backend.name}`;
 
-      before(async () => {
+      beforeAll(async () => {
         db = await backend.open();
         accounts = new PostgresAccountRepository(db, { clock: () => new Date(), localparts });
         cursors = new PostgresSyncCursorStore(db);
@@ -161,7 +162,7 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
         await accounts.upsertOnLogin({ wiki: 'other.example', centralId: '99', username: 'Alice' });
         await wiki.createUser(target, 'target-password-1');
       });
-      after(async () => {
+      afterAll(async () => {
         await db?.dispose();
       });
 
@@ -245,12 +246,12 @@ describe('moderation sources on a real MediaWiki', { skip: skipUnless(mediawikiA
   }
 });
 
-describe('a private wiki, read through a bot password', { skip: skipUnless(mediawikiAvailable()) }, () => {
+skippable(describe, skipUnless(mediawikiAvailable()))('a private wiki, read through a bot password', () => {
   let wiki: TestWiki;
-  before(async () => {
+  beforeAll(async () => {
     wiki = await startWiki({ settings: "$wgGroupPermissions['*']['read'] = false;" });
   });
-  after(async () => {
+  afterAll(async () => {
     await wiki?.stop();
   });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, it } from '@jest/globals';
 import Provider, { type Adapter, type AdapterConstructor } from 'oidc-provider';
 import { adapterFactory, purgeExpired, startPurgeJob } from '../../src/oidc/adapter.ts';
 import { backends, type TestDatabase } from '../support/backends.ts';
@@ -15,10 +15,10 @@ for (const backend of backends()) {
     const later = (seconds: number) => (now = new Date(now.getTime() + seconds * 1000));
     const model = (name: string): Adapter => new Adapter(name);
 
-    before(async () => {
+    beforeAll(async () => {
       db = await backend.open();
     });
-    after(() => db.dispose());
+    afterAll(() => db.dispose());
     beforeEach(async () => {
       await db.query('DELETE FROM oidc_payloads');
       now = START;

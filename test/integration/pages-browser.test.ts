@@ -4,13 +4,14 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it, jest } from '@jest/globals';
 import Koa from 'koa';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { contentSecurityPolicy, renderPage, sendPage, staticAssets } from '../../src/views/index.ts';
 import { SAMPLE_SITE, samples } from '../../src/views/samples.ts';
 import { chromiumAvailable, launchChromium } from '../support/chromium.ts';
 import { skipUnless } from '../support/real-parts.ts';
+import { skippable } from '../support/suites.ts';
 
 const unavailable = chromiumAvailable();
 
@@ -110,12 +111,14 @@ function lowContrast(page: Page): Promise<string[]> {
   });
 }
 
-describe('pages in headless Chromium', { skip: skipUnless(unavailable), timeout: 180_000 }, () => {
+jest.setTimeout(180_000);
+
+skippable(describe, skipUnless(unavailable))('pages in headless Chromium', () => {
   let browser: Browser;
   let server: ReturnType<Koa['listen']>;
   let base = '';
 
-  before(async () => {
+  beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
     server = pagesApp().listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
@@ -123,7 +126,7 @@ describe('pages in headless Chromium', { skip: skipUnless(unavailable), timeout:
     browser = await launchChromium();
   });
 
-  after(async () => {
+  afterAll(async () => {
     await browser?.close();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   });

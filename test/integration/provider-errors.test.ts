@@ -2,7 +2,7 @@
 // the service's logger; nothing is printed around it (Koa, which the provider is, prints a bare
 // stack trace for what escapes it unless someone listens).
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test } from '@jest/globals';
 import { Browser } from '../support/browser.ts';
 import { RelyingParty, RP_CALLBACK, editor, startStack } from '../support/login-stack.ts';
 

@@ -4,7 +4,7 @@
 // sequential scans priced out. A statement that still plans a Seq Scan has no index to use, and
 // would read more rows the more people have signed in.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { afterAll, describe, test } from '@jest/globals';
 import type { Database, Queryable } from '../../src/db/index.ts';
 import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
 import { LocalpartPolicy } from '../../src/identity/localpart.ts';
@@ -41,7 +41,7 @@ async function planOf(db: Database, { sql, params }: Statement): Promise<string>
 for (const backend of backends()) {
   describe(`query plans of a sign-in on ${backend.name}`, () => {
     const opened: TestDatabase[] = [];
-    after(() => Promise.all(opened.map((db) => db.dispose())));
+    afterAll(() => Promise.all(opened.map((db) => db.dispose())));
 
     test('every lookup, update and delete of a sign-in uses an index', async () => {
       const db = await backend.open();

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { afterAll, describe, test } from '@jest/globals';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Queryable } from '../../src/db/index.ts';
@@ -19,6 +19,7 @@ import { purgeExpiredPersonalData } from '../../src/privacy/retention.ts';
 import { backends, serverUrl, type TestDatabase } from '../support/backends.ts';
 import { start, writeConfig } from '../support/cli.ts';
 import { findText } from '../support/personal-data.ts';
+import { skippable } from '../support/suites.ts';
 
 const DAY = 86_400_000;
 const NOW = new Date('2031-06-01T12:00:00Z');
@@ -84,7 +85,7 @@ for (const backend of backends()) {
       opened.push(db);
       return db;
     };
-    after(() => Promise.all(opened.map((db) => db.dispose())));
+    afterAll(() => Promise.all(opened.map((db) => db.dispose())));
 
     test('what is older than retention.days goes, the rest stays, and the audit keeps counting', async () => {
       const db = await fresh();
@@ -162,9 +163,9 @@ describe('the purge in the real processes', () => {
     dirs.push(dir);
     return dir;
   };
-  after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+  afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
-  test('serve on the embedded database purges (moderation mirroring off)', { timeout: 120_000 }, async () => {
+  test('serve on the embedded database purges (moderation mirroring off)', async () => {
     const dataDir = tmp();
     const db = await openPglite(dataDir);
     await migrate(db);
@@ -186,9 +187,9 @@ describe('the purge in the real processes', () => {
     } finally {
       await after.close();
     }
-  });
+  }, 120_000);
 
-  test('worker on PostgreSQL purges while it mirrors moderation', { skip: serverUrl ? false : 'needs TEST_DATABASE_URL', timeout: 120_000 }, async () => {
+  skippable(test, serverUrl ? false : 'needs TEST_DATABASE_URL')('worker on PostgreSQL purges while it mirrors moderation', async () => {
     const db = await backends().find((b) => b.name === 'postgres')!.open();
     try {
       await plant(db, new Date());
@@ -210,5 +211,5 @@ describe('the purge in the real processes', () => {
     } finally {
       await db.dispose();
     }
-  });
+  }, 120_000);
 });

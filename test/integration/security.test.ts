@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import * as client from 'openid-client';
 import YAML from 'yaml';
 import { run, start } from '../support/cli.ts';
@@ -30,7 +30,7 @@ async function tokenRequest(stack: Pick<Stack, 'issuer'>, form: Record<string, s
 describe('hostile clients', () => {
   let stack: Stack;
   let rp: RelyingParty;
-  before(async () => {
+  beforeAll(async () => {
     stack = await startStack({
       clients: [
         { ...HOMESERVER, client_name: 'Example Homeserver', redirect_uris: [RP_CALLBACK], skip_consent: true, scopes: ['openid', 'profile', 'email', 'wiki', 'offline_access'] },
@@ -39,7 +39,7 @@ describe('hostile clients', () => {
     });
     rp = await RelyingParty.discover(stack.issuer);
   });
-  after(() => stack.stop());
+  afterAll(() => stack.stop());
 
   test('item 1: a confidential client\'s refresh token rotates, and reusing the old one revokes the whole grant', async () => {
     const tokens = await signedIn(stack, rp, 9901);
@@ -98,12 +98,12 @@ describe('hostile clients', () => {
 describe('TLS terminated by the service', () => {
   let ca: TestCa;
   let stack: Stack;
-  before(async () => {
+  beforeAll(async () => {
     ca = await makeTestCa({ name: 'wiki-matrix-sso security test CA' });
     trustTestCa(ca.caCert);
     stack = await startStack({ tls: { certFile: ca.certPath, keyFile: ca.keyPath } });
   });
-  after(async () => {
+  afterAll(async () => {
     await stack?.stop();
     await ca?.dispose();
   });
@@ -189,11 +189,11 @@ describe('secrets stay out of logs and config show', () => {
 describe('what already holds and must keep holding', () => {
   let stack: Stack;
   let rp: RelyingParty;
-  before(async () => {
+  beforeAll(async () => {
     stack = await startStack();
     rp = await RelyingParty.discover(stack.issuer);
   });
-  after(() => stack.stop());
+  afterAll(() => stack.stop());
 
   const refusedAt = async (params: Record<string, string>, options: { pkce?: boolean } = {}) => {
     const { url } = await rp.authorizationRequest(params, options);

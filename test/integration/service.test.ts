@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { afterAll, describe, test } from '@jest/globals';
 import pg from 'pg';
 import { createApp } from '../../src/http/app.ts';
 import { listen } from '../../src/http/server.ts';
@@ -15,6 +15,7 @@ import { createLogger } from '../../src/log.ts';
 import { backends, serverUrl } from '../support/backends.ts';
 import { run, start, writeConfig } from '../support/cli.ts';
 import { freePort } from '../support/login-stack.ts';
+import { skippable } from '../support/suites.ts';
 
 const log = createLogger('silent');
 
@@ -281,10 +282,10 @@ describe('command line', () => {
   });
 });
 
-describe('worker leadership', { skip: serverUrl ? false : 'needs a PostgreSQL server (TEST_DATABASE_URL)' }, () => {
+skippable(describe, serverUrl ? false : 'needs a PostgreSQL server (TEST_DATABASE_URL)')('worker leadership', () => {
   const backend = backends().find((b) => b.name === 'postgres');
   const opened: Array<{ dispose(): Promise<void> }> = [];
-  after(() => Promise.all(opened.map((db) => db.dispose())));
+  afterAll(() => Promise.all(opened.map((db) => db.dispose())));
 
   test('one worker leads, a second waits, and takes over when the first stops', async () => {
     const db = await backend!.open();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, it } from '@jest/globals';
 import { calculateJwkThumbprint, CompactSign, compactVerify, createLocalJWKSet, importJWK, type JWK } from 'jose';
 import Provider from 'oidc-provider';
 import { openDatabase, type Database } from '../../src/db/index.ts';
@@ -26,10 +26,10 @@ for (const backend of backends()) {
     let store: SigningKeyStore;
     const later = (seconds: number) => (now = new Date(now.getTime() + seconds * 1000));
 
-    before(async () => {
+    beforeAll(async () => {
       db = await backend.open();
     });
-    after(() => db.dispose());
+    afterAll(() => db.dispose());
     beforeEach(async () => {
       await db.query('DELETE FROM oidc_signing_keys');
       now = START;

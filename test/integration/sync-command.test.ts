@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { after, describe, test } from 'node:test';
+import { afterAll, describe, test } from '@jest/globals';
 import pino from 'pino';
 import { runSync } from '../../src/commands/sync.ts';
 import type { WorkerDeps } from '../../src/commands/worker.ts';
@@ -32,7 +32,7 @@ const state: WikiState = {
 
 describe('sync command', () => {
   const dir = mkdtempSync(join(tmpdir(), 'wms-sync-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const config = parseConfig(
     `matrix:\n  server_name: example.org\noidc:\n  cookie_keys: [${KEY}]\n  key_encryption_secret: s3cret\ndatabase:\n  data_dir: ${dir}/data\nsync:\n  dry_run: false\nmoderation:\n  rooms:\n    - room_id: "${ROOM}"\n`,
     'test.yaml',
@@ -59,16 +59,16 @@ describe('sync command', () => {
     }
   }
 
-  test('--dry-run prints the plan and changes nothing', { timeout: 60_000 }, async () => {
+  test('--dry-run prints the plan and changes nothing', async () => {
     const { code, text } = await sync(true);
     assert.equal(code, 0);
     assert.match(text, /^Dry run: 1 mapped account read; 1 change would be made\. Nothing was changed\.$/m);
     assert.match(text, /^ban +@vandal:example\.org in !a:example\.org: Blocked on wiki\.example \(block #5 by Admin, indefinitely\): Spam$/m);
     assert.equal(matrix.calls.length, 0);
     assert.equal(await auditCount(), 0);
-  });
+  }, 60_000);
 
-  test('a real pass applies and prints the outcome', { timeout: 60_000 }, async () => {
+  test('a real pass applies and prints the outcome', async () => {
     const { code, text } = await sync(false);
     assert.equal(code, 0);
     assert.match(text, /^Pass [0-9a-f-]+: 1 mapped account read; applied 1\.$/m);
@@ -77,5 +77,5 @@ describe('sync command', () => {
     assert.equal(await auditCount(), 1);
     const again = await sync(false);
     assert.match(again.text, /nothing to do/);
-  });
+  }, 60_000);
 });

@@ -1,6 +1,6 @@
 // The wiki OAuth 2 client against the Extension:OAuth double, over loopback.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, it } from '@jest/globals';
 import { WikiOAuthClient, WikiOAuthError, type VisibleWikiProfile, type WikiOAuthClientOptions } from '../../src/wiki/oauth.ts';
 import { WikiOAuthDouble, type DoubleConsumer, type WikiUser } from '../support/wiki-oauth-double.ts';
 
@@ -75,10 +75,10 @@ async function rejectsWith(promise: Promise<unknown>, code: string, check: (e: W
   });
 }
 
-before(async () => {
+beforeAll(async () => {
   wiki = await WikiOAuthDouble.start({ consumers: [confidential, publicConsumer] });
 });
-after(async () => {
+afterAll(async () => {
   await wiki.close();
 });
 beforeEach(() => {
@@ -87,7 +87,7 @@ beforeEach(() => {
   wiki.login = { user: ada(), approve: true };
 });
 
-describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
+describe('wiki OAuth 2 sign-in', () => {
   it('happy path: PKCE S256 verified by the wiki, profile read', async () => {
     const profile = (await signIn()) as VisibleWikiProfile;
     assert.equal(profile.hidden, false);
@@ -125,7 +125,7 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
     for (const request of [...wiki.requestsTo('token'), ...wiki.requestsTo('profile')]) {
       assert.equal(request.headers['user-agent'], UA);
     }
-  });
+  }, 30_000);
 
   it('a public (non-confidential) consumer signs in with PKCE, and the wiki refuses it without', async () => {
     const c = client({ clientId: publicConsumer.clientId, clientSecret: publicConsumer.clientSecret, scopes: ['mwoauth-authonlyprivate'] });
@@ -138,7 +138,7 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
     const response = await fetch(noPkce, { redirect: 'manual' });
     assert.equal(response.status, 400);
     assert.match(await response.text(), /Code challenge must be provided for public clients/);
-  });
+  }, 30_000);
 
   it('refuses a callback whose state does not match, without calling the token endpoint', async () => {
     const c = client();
@@ -151,7 +151,7 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
     stripped.searchParams.delete('state');
     await rejectsWith(c.finish({ callbackUrl: stripped, expectedState: 'interaction-A', codeVerifier, redirectUri: REDIRECT }), 'state_mismatch');
     assert.equal(wiki.requestsTo('token').length, 0);
-  });
+  }, 30_000);
 
   it('reports a cancelled approval (the wiki redirects with unauthorized_client and no state)', async () => {
     wiki.nextLogin({ user: ada(), approve: false });
@@ -165,12 +165,12 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
       assert.equal(e.upstreamError, 'unauthorized_client');
       assert.equal(e.expose, true);
     });
-  });
+  }, 30_000);
 
   it('treats a standard error=access_denied the same way', async () => {
     const callbackUrl = `${REDIRECT}?error=access_denied&state=uid`;
     await rejectsWith(client().finish({ callbackUrl, expectedState: 'uid', codeVerifier: 'x'.repeat(43), redirectUri: REDIRECT }), 'access_denied');
-  });
+  }, 30_000);
 
   it('cannot redeem a code twice', async () => {
     const c = client();
@@ -181,7 +181,7 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
       assert.equal(e.upstreamError, 'invalid_grant');
       assert.equal(e.oauthError, 'server_error');
     });
-  });
+  }, 30_000);
 
   it('is refused with the wrong code verifier (and the code survives, as in league/oauth2-server)', async () => {
     const c = client();
@@ -193,11 +193,11 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
     });
     const profile = await c.finish({ callbackUrl, expectedState: 'uid', codeVerifier, redirectUri: REDIRECT });
     assert.equal(profile.centralId, '4242');
-  });
+  }, 30_000);
 
   it('is refused with a wrong client secret', async () => {
     await rejectsWith(signIn(client({ clientSecret: 'wrong' })), 'upstream_error', (e) => assert.equal(e.upstreamError, 'invalid_client'));
-  });
+  }, 30_000);
 
   it('times out on a slow token endpoint', async () => {
     wiki.fault('token', { kind: 'delay', ms: 1500 });
@@ -207,29 +207,29 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
       assert.match(e.upstreamDescription ?? '', /150 ms/);
     });
     assert.ok(Date.now() - started < 1200, 'gave up at the timeout, not when the wiki answered');
-  });
+  }, 30_000);
 
   it('times out on a slow profile endpoint', async () => {
     wiki.fault('profile', { kind: 'delay', ms: 1500 });
     await rejectsWith(signIn(client({ timeoutMs: 150 })), 'upstream_unavailable');
-  });
+  }, 30_000);
 
   it('reports a 500 from the token endpoint (HTML or JSON) as unavailable', async () => {
     wiki.fault('token', { kind: 'status', status: 500 });
     await rejectsWith(signIn(), 'upstream_unavailable');
     wiki.fault('token', { kind: 'status', status: 500, contentType: 'application/json', body: '{"error":"server_error","error_description":"boom"}' });
     await rejectsWith(signIn(), 'upstream_unavailable');
-  });
+  }, 30_000);
 
   it('times out on a profile answer that stops midway', async () => {
     wiki.fault('profile', { kind: 'stall' });
     await rejectsWith(signIn(client({ timeoutMs: 200 })), 'upstream_unavailable');
-  });
+  }, 30_000);
 
   it('reports a 503 from the profile endpoint as unavailable', async () => {
     wiki.fault('profile', { kind: 'status', status: 503 });
     await rejectsWith(signIn(), 'upstream_unavailable');
-  });
+  }, 30_000);
 
   it('reports a dropped connection and a closed port as unavailable', async () => {
     wiki.fault('token', { kind: 'reset' });
@@ -240,18 +240,18 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
     const c = client({ baseUrl: deadBase });
     const { codeVerifier } = await c.start({ redirectUri: REDIRECT, state: 'uid' });
     await rejectsWith(c.finish({ callbackUrl: `${REDIRECT}?code=abc&state=uid`, expectedState: 'uid', codeVerifier, redirectUri: REDIRECT }), 'upstream_unavailable');
-  });
+  }, 30_000);
 
   it('refuses a token answer with an unknown token type', async () => {
     wiki.fault('token', { kind: 'token_type', tokenType: 'mac' });
     await rejectsWith(signIn(), 'upstream_error');
     assert.equal(wiki.requestsTo('profile').length, 0);
-  });
+  }, 30_000);
 
   it('refuses a token answer that is not JSON', async () => {
     wiki.fault('token', { kind: 'body', body: '<html>maintenance</html>', contentType: 'text/html' });
     await rejectsWith(signIn(), 'upstream_error');
-  });
+  }, 30_000);
 
   it('refuses a malformed profile, naming the field', async () => {
     wiki.fault('profile', { kind: 'body', body: JSON.stringify({ sub: '1', username: 5, blocked: false }) });
@@ -261,7 +261,7 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
     });
     wiki.fault('profile', { kind: 'body', body: '{"sub": "1", "username": ' });
     await rejectsWith(signIn(), 'invalid_profile', (e) => assert.equal(e.field, '(body)'));
-  });
+  }, 30_000);
 
   it('reports a rejected access token at the profile endpoint as an upstream error', async () => {
     wiki.fault('profile', { kind: 'status', status: 401, contentType: 'application/json', body: JSON.stringify({ error: 'access_denied', hint: 'Access token has been revoked' }) });
@@ -269,19 +269,19 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
       assert.equal(e.upstreamError, 'access_denied');
       assert.match(e.upstreamDescription ?? '', /revoked/);
     });
-  });
+  }, 30_000);
 
   it('returns a hidden (suppressed) user as such', async () => {
     wiki.nextLogin({ user: ada({ hidden: true }) });
     assert.deepEqual(await signIn(), { hidden: true, blocked: true, centralId: '4242', attached: true });
-  });
+  }, 30_000);
 
   it('returns an unattached account with attached=false', async () => {
     wiki.nextLogin({ user: ada({ centralId: 0 }) });
     const profile = await signIn();
     assert.equal(profile.attached, false);
     assert.equal(profile.centralId, '0');
-  });
+  }, 30_000);
 
   it('reads a MediaWiki 1.39 profile: numeric sub, no email_verified, unconfirmed email dropped', async () => {
     wiki.style = '1.39';
@@ -291,30 +291,30 @@ describe('wiki OAuth 2 sign-in', { timeout: 30_000 }, () => {
     assert.equal(profile.centralId, '4242');
     assert.equal(profile.emailVerified, false);
     assert.equal(profile.email, undefined);
-  });
+  }, 30_000);
 
   it('reports the blocked flag and a null registration date', async () => {
     wiki.nextLogin({ user: ada({ blocked: true, registered: null }) });
     const profile = (await signIn()) as VisibleWikiProfile;
     assert.equal(profile.blocked, true);
     assert.equal(profile.registered, null);
-  });
+  }, 30_000);
 });
 
-describe('wiki OAuth 2 double', { timeout: 10_000 }, () => {
+describe('wiki OAuth 2 double', () => {
   it('sends a logged-out browser to Special:UserLogin', async () => {
     wiki.nextLogin({ user: null });
     const { url } = await client().start({ redirectUri: REDIRECT, state: 'uid' });
     const location = new URL(await visit(url));
     assert.equal(location.searchParams.get('title'), 'Special:UserLogin');
-  });
+  }, 10_000);
 
   it('shows an error page (no redirect) for a redirect_uri that is not registered', async () => {
     const { url } = await client().start({ redirectUri: 'https://evil.example/cb', state: 'uid' });
     const response = await fetch(url, { redirect: 'manual' });
     assert.equal(response.status, 401);
     assert.equal(response.headers.get('location'), null);
-  });
+  }, 10_000);
 
   it('refreshes tokens once, revoking the old pair', async () => {
     const tokenUrl = `${wiki.baseUrl}/rest.php/oauth2/access_token`;
@@ -338,7 +338,7 @@ describe('wiki OAuth 2 double', { timeout: 10_000 }, () => {
     assert.equal(((await again.json()) as { error: string }).error, 'invalid_request');
     const old = await fetch(`${wiki.baseUrl}/rest.php/oauth2/resource/profile`, { headers: { authorization: `Bearer ${first.access_token}` } });
     assert.equal(old.status, 401);
-  });
+  }, 10_000);
 });
 
 describe('wiki OAuth 2 client configuration', () => {

@@ -1,7 +1,7 @@
 // A real Synapse homeserver for the e2e tier: installed by scripts/setup-synapse.sh into a cached
 // venv, started on loopback with a fresh SQLite database per call, stopped (with every process
 // it started) by stop(), by the test process exiting, or by the test process dying.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -126,6 +126,18 @@ export function installedSynapseVersion(): string | undefined {
     if (info) return info.slice('matrix_synapse-'.length, -'.dist-info'.length);
   }
   return undefined;
+}
+
+/**
+ * The room versions the installed Synapse knows (its KNOWN_ROOM_VERSIONS, which its capabilities
+ * list as available), asked of its Python before any server starts, so that a test can be left
+ * out by name with the reason when this Synapse lacks a version; empty when it is not installed.
+ */
+export function installedRoomVersions(): string[] {
+  const python = join(synapseVenv(), 'bin', 'python');
+  if (!existsSync(python)) return [];
+  const result = spawnSync(python, ['-W', 'ignore', '-c', 'from synapse.api.room_versions import KNOWN_ROOM_VERSIONS; print(" ".join(KNOWN_ROOM_VERSIONS))'], { encoding: 'utf8', timeout: 30_000 });
+  return result.status === 0 ? result.stdout.trim().split(' ') : [];
 }
 
 const RELAXED = { per_second: 1000, burst_count: 1000 };

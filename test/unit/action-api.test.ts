@@ -2,7 +2,7 @@
 // strict parsing, and the CentralAuth / GlobalBlocking answers (fixtures in their documented
 // format, since those extensions cannot run here).
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from '@jest/globals';
 import { ActionApiClient, WikiApiError, buildUserAgent, encodeParams, type WikiLogEvent } from '../../src/wiki/action-api.ts';
 
 type Reply = { json?: unknown; body?: string; status?: number; headers?: Record<string, string> } | Error;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
-import { test } from 'node:test';
+import { test } from '@jest/globals';
 import { createRegistry } from '../../src/metrics/index.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test } from '@jest/globals';
 import { configJsonSchema, renderSample, withReference } from '../../src/config/generate.ts';
 import { ConfigError, parseConfig, redact } from '../../src/config/load.ts';
 import { SCHEMA_PATH } from '../../src/config/paths.ts';

@@ -2,7 +2,7 @@
 // name, left alone when the person chose their own, kept pending while the homeserver cannot be
 // reached or the run is dry, and never lost in between.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import pino from 'pino';
 import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
 import { LocalpartPolicy } from '../../src/identity/localpart.ts';
@@ -19,11 +19,11 @@ describe('display names follow wiki renames', () => {
   let db: TestDatabase;
   let accounts: PostgresAccountRepository;
   let matrix: FakeMatrix;
-  before(async () => {
+  beforeAll(async () => {
     db = await backends()[0]!.open();
     accounts = new PostgresAccountRepository(db, { clock: () => new Date(), localparts: new LocalpartPolicy({ serverName: SERVER }) });
   });
-  after(() => db.dispose());
+  afterAll(() => db.dispose());
 
   /** An account that signed in to Matrix as `name`, whose homeserver display name is `displayName`. */
   async function signedIn(centralId: string, name: string, displayName: string | undefined) {

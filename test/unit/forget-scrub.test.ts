@@ -2,7 +2,7 @@
 // in either case, spaces or underscores), whole words only, Matrix IDs whole, the email in any
 // case, the central id never inside a longer number; and when a sign-in's email may be kept.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test } from '@jest/globals';
 import { emailRequested } from '../../src/privacy/email.ts';
 import { Scrubber } from '../../src/privacy/scrub.ts';
 

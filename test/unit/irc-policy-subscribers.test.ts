@@ -3,7 +3,7 @@
 // on full passes, never on targeted ones, never over a ban, and reports missing power; the
 // executor sends the invitation, audits it like any action, shows it in dry runs and the notice.
 import assert from 'node:assert/strict';
-import { after, afterEach, beforeEach, describe, test } from 'node:test';
+import { afterAll, afterEach, beforeEach, describe, test } from '@jest/globals';
 import pino from 'pino';
 import { describeAction } from '../../src/commands/sync.ts';
 import { DryRunGateway } from '../../src/matrix/index.ts';
@@ -108,7 +108,7 @@ describe('policy list subscribers: executor', () => {
     matrix.addRoom('!notices:example.org');
   });
   afterEach(() => db.dispose());
-  after(() => Promise.all(opened.map((d) => d.dispose())));
+  afterAll(() => Promise.all(opened.map((d) => d.dispose())));
 
   const executor = (gateway = matrix as FakeMatrix | DryRunGateway) =>
     new ModerationExecutor({ db, gateway, log: silent, moderation: config([IRC]), serverName: SERVER, noticeRoom: '!notices:example.org', clock: () => NOW });

@@ -5,7 +5,7 @@
 // its source rather than taken from its package; test/e2e/irc-bridge.test.ts runs both snippets.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { describe, test } from 'node:test';
+import { describe, test } from '@jest/globals';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { parseConfig } from '../../src/config/load.ts';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from '@jest/globals';
 import fc from 'fast-check';
 import { DEFAULT_RESERVED_NAMES, LocalpartConfigError, LocalpartPolicy, canonicalUsername, isHomeserverStable, localpartFor, normalizeUsername } from '../../src/identity/localpart.ts';
 import { synapseMapUsername } from '../support/synapse-localpart.ts';

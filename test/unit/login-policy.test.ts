@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test } from '@jest/globals';
 import { loginProblem, type LoginRules } from '../../src/login/policy.ts';
 import type { VisibleWikiProfile, WikiProfile } from '../../src/wiki/profile.ts';
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, test } from '@jest/globals';
 import pino from 'pino';
 import { ABORTED, BAD_RESPONSE, MatrixError, NETWORK_ERROR } from '../../src/matrix/errors.ts';
 import { SdkMatrixGateway, type SdkGatewayOptions } from '../../src/matrix/sdk-gateway.ts';
@@ -62,10 +62,10 @@ describe('SdkMatrixGateway over HTTP', () => {
   const gateway = (options: Partial<SdkGatewayOptions> = {}) =>
     new SdkMatrixGateway({ baseUrl, accessToken: 'secret-token', logger: silent, retry: fast, ...options });
 
-  before(async () => {
+  beforeAll(async () => {
     baseUrl = await hs.start();
   });
-  after(() => hs.stop());
+  afterAll(() => hs.stop());
   beforeEach(() => {
     hs.script.length = 0;
     hs.seen.length = 0;

@@ -3,7 +3,7 @@
 // the homeserver is left out (never banned under an invented ID); a lookup that fails fails the
 // pass instead of reading as "never signed in".
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import pino from 'pino';
 import { PostgresAccountRepository } from '../../src/identity/accounts.ts';
 import { LocalpartPolicy } from '../../src/identity/localpart.ts';
@@ -30,11 +30,11 @@ const BLOCK: WikiBlock = {
 describe('the Matrix ID the homeserver reports', () => {
   let db: TestDatabase;
   let accounts: PostgresAccountRepository;
-  before(async () => {
+  beforeAll(async () => {
     db = await backends()[0]!.open();
     accounts = new PostgresAccountRepository(db, { clock: () => new Date(), localparts: new LocalpartPolicy({ serverName: SERVER }) });
   });
-  after(() => db.dispose());
+  afterAll(() => db.dispose());
 
   async function blockedUser(centralId: string, username: string): Promise<WikiUserState> {
     const account = await accounts.upsertOnLogin({ wiki: WIKI, centralId, username });

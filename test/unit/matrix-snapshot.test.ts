@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, test } from '@jest/globals';
 import { MatrixError } from '../../src/matrix/errors.ts';
 import { retryDelay, defaultRetryOptions } from '../../src/matrix/retry.ts';
 import {

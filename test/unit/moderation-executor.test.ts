@@ -3,7 +3,7 @@
 // pass, a pass cut short by a crash is finished by the next without duplicates, dry runs change
 // nothing, and one notice per pass.
 import assert from 'node:assert/strict';
-import { after, afterEach, beforeEach, describe, test } from 'node:test';
+import { afterAll, afterEach, beforeEach, describe, test } from '@jest/globals';
 import pino from 'pino';
 import { DryRunGateway, MatrixError, NETWORK_ERROR } from '../../src/matrix/index.ts';
 import { moderationConfigSchema, type ModerationConfigInput } from '../../src/moderation/config.ts';
@@ -59,7 +59,7 @@ describe('moderation executor', () => {
     matrix.addRoom(NOTICES);
   });
   afterEach(() => db.dispose());
-  after(() => Promise.all(opened.map((d) => d.dispose())));
+  afterAll(() => Promise.all(opened.map((d) => d.dispose())));
 
   const executor = (fields: Partial<ConstructorParameters<typeof ModerationExecutor>[0]> = {}) =>
     new ModerationExecutor({ db, gateway: matrix, log: silent, moderation: config(), serverName: SERVER, noticeRoom: NOTICES, clock: () => NOW, ...fields });

@@ -1,6 +1,6 @@
 // policy(wiki state, config) → desired Matrix state, rule by rule, with an injected clock.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from '@jest/globals';
 import { moderationConfigSchema, type ModerationConfigInput } from '../../src/moderation/config.ts';
 import { banReason, policy, policyRuleStateKey, unbanReason } from '../../src/moderation/policy.ts';
 import type { DesiredState, WikiCause, WikiUserState } from '../../src/moderation/types.ts';

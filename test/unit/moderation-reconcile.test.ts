@@ -2,7 +2,7 @@
 // and a property over random wiki and room states: the actions are legal under the Matrix
 // authorization rules, change something, and once applied leave nothing more to do.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from '@jest/globals';
 import fc from 'fast-check';
 import { moderationConfigSchema, type ModerationConfigInput } from '../../src/moderation/config.ts';
 import { banReason, policy, policyRuleStateKey } from '../../src/moderation/policy.ts';

@@ -3,7 +3,7 @@
 // or space), explicit entries win over spaces, and what cannot be resolved is reported and left
 // alone, never a crash and never an undoing.
 import assert from 'node:assert/strict';
-import { after, afterEach, beforeEach, describe, it, test } from 'node:test';
+import { afterAll, afterEach, beforeEach, describe, it, test } from '@jest/globals';
 import pino from 'pino';
 import { MatrixError } from '../../src/matrix/index.ts';
 import { moderationConfigSchema, type ModerationConfigInput } from '../../src/moderation/config.ts';
@@ -190,7 +190,7 @@ describe('moderation executor: rooms of a space', () => {
     matrix.aliases.set(SPACE_ALIAS, SPACE);
   });
   afterEach(() => db.dispose());
-  after(() => Promise.all(opened.map((d) => d.dispose())));
+  afterAll(() => Promise.all(opened.map((d) => d.dispose())));
 
   const executor = (rooms: ModerationConfigInput['rooms']) =>
     new ModerationExecutor({ db, gateway: matrix, log: silent, moderation: parse({ rooms }), serverName: SERVER, clock: () => NOW });

@@ -3,7 +3,7 @@
 // vanished global accounts, global blocks and groups, the global logs; and which recentchange
 // events name a user.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from '@jest/globals';
 import { moderationChange } from '../../src/moderation/sources/event-streams.ts';
 import { LogPoller, logCursorName } from '../../src/moderation/sources/log-poller.ts';
 import { WikiStateError, fetchWikiState, nameKey } from '../../src/moderation/sources/wiki-state.ts';

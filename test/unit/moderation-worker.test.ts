@@ -3,7 +3,7 @@
 // passes on demand, one leader at a time, and a stop that lets the action under way finish.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, beforeEach, describe, test } from 'node:test';
+import { afterAll, beforeEach, describe, test } from '@jest/globals';
 import pino from 'pino';
 import { moderationConfigSchema } from '../../src/moderation/config.ts';
 import { ModerationRecordStore } from '../../src/moderation/records.ts';
@@ -102,7 +102,7 @@ describe('moderation worker', () => {
     matrix.addRoom(ROOM, { members: [mxid('alice'), mxid('bob')] });
     wiki = new StaticWiki();
   });
-  after(async () => {
+  afterAll(async () => {
     for (const stop of stops) await stop().catch(() => {});
     await Promise.all(opened.map((d) => d.dispose()));
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from '@jest/globals';
 import Koa from 'koa';
 import {
   PROBLEM_KINDS,
@@ -246,7 +246,7 @@ describe('staticAssets and sendPage', () => {
   let server: ReturnType<Koa['listen']>;
   const csp = contentSecurityPolicy({ formActionOrigins: ['https://meta.wikimedia.org'] });
 
-  before(async () => {
+  beforeAll(async () => {
     const app = new Koa();
     app.use(staticAssets());
     app.use((ctx) => {
@@ -256,7 +256,7 @@ describe('staticAssets and sendPage', () => {
     await new Promise((resolve) => server.once('listening', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   it('serves one content-hashed stylesheet, Codex tokens included, cached for good', async () => {
     assert.match(stylesheetPath(), /^\/static\/pages\.[A-Za-z0-9_-]{12}\.css$/);
