@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import * as client from 'openid-client';
+import supertest from 'supertest';
 import YAML from 'yaml';
 import { run, start } from '../support/cli.ts';
 import { Browser } from '../support/browser.ts';
@@ -20,11 +21,11 @@ async function signedIn(stack: Stack, rp: RelyingParty, centralId: number) {
   return rp.exchange(back.location!, request);
 }
 
-async function tokenRequest(stack: Pick<Stack, 'issuer'>, form: Record<string, string>, basic?: { id: string; secret: string }) {
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-  if (basic) headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(basic.id)}:${encodeURIComponent(basic.secret)}`).toString('base64')}`;
-  const res = await fetch(`${stack.issuer}/token`, { method: 'POST', headers, body: new URLSearchParams(form) });
-  return { status: res.status, body: (await res.json()) as Record<string, string> };
+async function tokenRequest(stack: Pick<Stack, 'http'>, form: Record<string, string>, basic?: { id: string; secret: string }) {
+  const req = stack.http.post('/token').type('form').send(new URLSearchParams(form).toString());
+  if (basic) req.set('authorization', `Basic ${Buffer.from(`${encodeURIComponent(basic.id)}:${encodeURIComponent(basic.secret)}`).toString('base64')}`);
+  const res = await req;
+  return { status: res.status, body: res.body as Record<string, string> };
 }
 
 describe('hostile clients', () => {
@@ -72,13 +73,13 @@ describe('hostile clients', () => {
 
   test('item 4: CORS preflight on /token and /me advertises nothing to a browser origin', async () => {
     for (const path of ['/token', '/me', '/token/revocation', '/token/introspection']) {
-      const res = await fetch(`${stack.issuer}${path}`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' } });
-      assert.equal(res.headers.get('access-control-allow-origin'), null, `${path} reflects the origin`);
-      assert.equal(res.headers.get('access-control-allow-methods'), null, path);
-      assert.equal(res.headers.get('access-control-allow-headers'), null, path);
+      const res = await stack.http.options(path).set({ origin: 'https://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' });
+      assert.equal(res.headers['access-control-allow-origin'], undefined, `${path} reflects the origin`);
+      assert.equal(res.headers['access-control-allow-methods'], undefined, path);
+      assert.equal(res.headers['access-control-allow-headers'], undefined, path);
     }
-    const discovery = await fetch(`${stack.issuer}/.well-known/openid-configuration`, { headers: { origin: 'https://app.example' } });
-    assert.equal(discovery.headers.get('access-control-allow-origin'), 'https://app.example', 'discovery stays readable from browsers');
+    const discovery = await stack.http.get('/.well-known/openid-configuration').set('origin', 'https://app.example');
+    assert.equal(discovery.headers['access-control-allow-origin'], 'https://app.example', 'discovery stays readable from browsers');
   });
 
   test('item 5: POST to the authorization endpoint (form-encoded) works like GET', async () => {
@@ -120,8 +121,9 @@ describe('plain HTTP behind a proxy', () => {
   test('item 3: no Strict-Transport-Security over plain HTTP (the proxy sets it)', async () => {
     const stack = await startStack({ config: { http: { trust_proxy: true } } });
     try {
-      const res = await fetch(`${stack.issuer}/health`, { headers: { 'x-forwarded-proto': 'https' } });
-      assert.equal(res.headers.get('strict-transport-security'), null);
+      const res = await stack.http.get('/health').set('x-forwarded-proto', 'https');
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['strict-transport-security'], undefined);
     } finally {
       await stack.stop();
     }
@@ -170,7 +172,7 @@ describe('secrets stay out of logs and config show', () => {
       const refreshed = await client.refreshTokenGrant(rp.config, tokens.refresh_token!);
       await client.fetchUserInfo(rp.config, refreshed.access_token, '9950');
       // A refused request too: error paths log more.
-      await tokenRequest({ issuer }, { grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK }, { id: 'homeserver', secret: secrets.client });
+      await tokenRequest({ http: supertest(issuer) }, { grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK }, { id: 'homeserver', secret: secrets.client });
       const shown = await run(['config', 'show', '--config', config]);
       assert.equal(shown.code, 0, shown.stderr);
       serve.child.kill('SIGTERM');
@@ -275,9 +277,9 @@ describe('what already holds and must keep holding', () => {
   test('oversized input is refused, never a crash', async () => {
     const long = await refusedAt({ state: 'x'.repeat(100_000) });
     assert.ok(long.status === 400 || long.status === 414 || long.status === 431 || long.status === 303, `${long.status}`);
-    const body = await fetch(`${stack.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=refresh_token&refresh_token=${'x'.repeat(200_000)}` });
+    const body = await stack.http.post('/token').type('form').send(`grant_type=refresh_token&refresh_token=${'x'.repeat(200_000)}`);
     assert.ok(body.status === 413 || body.status === 400, `${body.status}`);
-    assert.equal((await fetch(`${stack.issuer}/health`)).status, 200);
+    assert.equal((await stack.http.get('/health')).status, 200);
   });
 
   test('logout redirects only to a registered post_logout_redirect_uri, with an id_token_hint', async () => {
@@ -320,16 +322,16 @@ describe('what already holds and must keep holding', () => {
     stack.wiki.login = { user: editor({ centralId: 9964, username: 'Cache Tester' }) };
     const { request, back } = await rp.signIn(new Browser());
     const code = back.location!.searchParams.get('code')!;
-    const res = await fetch(`${stack.issuer}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${HOMESERVER.client_id}:${HOMESERVER.client_secret}`).toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK, code_verifier: request.verifier }),
-    });
+    const res = await stack.http
+      .post('/token')
+      .auth(HOMESERVER.client_id, HOMESERVER.client_secret)
+      .type('form')
+      .send(new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: RP_CALLBACK, code_verifier: request.verifier }).toString());
     assert.equal(res.status, 200);
-    assert.match(res.headers.get('cache-control') ?? '', /no-store/);
-    const { access_token } = (await res.json()) as { access_token: string };
-    const me = await fetch(`${stack.issuer}/me`, { headers: { authorization: `Bearer ${access_token}` } });
+    assert.match(res.headers['cache-control'] ?? '', /no-store/);
+    const { access_token } = res.body as { access_token: string };
+    const me = await stack.http.get('/me').set('authorization', `Bearer ${access_token}`);
     assert.equal(me.status, 200);
-    assert.match(me.headers.get('cache-control') ?? '', /no-store/);
+    assert.match(me.headers['cache-control'] ?? '', /no-store/);
   });
 });

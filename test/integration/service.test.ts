@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, test } from '@jest/globals';
 import pg from 'pg';
+import request from 'supertest';
+import { adminApiRoutes } from '../../src/admin/api.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import { createApp } from '../../src/http/app.ts';
 import { listen } from '../../src/http/server.ts';
 import { openDatabase } from '../../src/db/index.ts';
@@ -23,11 +26,11 @@ for (const backend of backends()) {
   describe(`readiness on ${backend.name}`, () => {
     test('/ready is 200 with the database up and migrated, 503 once it is gone; /health stays 200', async () => {
       const db = await backend.open();
-      const server = await listen(createApp({ db, log }), '127.0.0.1', 0);
+      const http = request(createApp({ db, log }).callback());
       try {
-        const ready = await fetch(`${server.url}/ready`);
+        const ready = await http.get('/ready');
         assert.equal(ready.status, 200);
-        assert.deepEqual(await ready.json(), { ready: true, database: 'ok', migrations: 'ok' });
+        assert.deepEqual(ready.body, { ready: true, database: 'ok', migrations: 'ok' });
 
         if (db.url) {
           const admin = new pg.Client({ connectionString: serverUrl });
@@ -37,27 +40,24 @@ for (const backend of backends()) {
         } else {
           await db.close();
         }
-        const gone = await fetch(`${server.url}/ready`);
+        const gone = await http.get('/ready');
         assert.equal(gone.status, 503);
-        const body = (await gone.json()) as { ready: boolean; database: string };
+        const body = gone.body as { ready: boolean; database: string };
         assert.equal(body.ready, false);
         assert.equal(body.database, 'unreachable');
-        assert.equal((await fetch(`${server.url}/health`)).status, 200);
+        assert.equal((await http.get('/health')).status, 200);
       } finally {
-        await server.close(1000);
         await db.dispose().catch(() => {});
       }
     });
 
     test('/ready is 503 while migrations are pending', async () => {
       const db = await backend.open({ migrated: false });
-      const server = await listen(createApp({ db, log }), '127.0.0.1', 0);
       try {
-        const res = await fetch(`${server.url}/ready`);
+        const res = await request(createApp({ db, log }).callback()).get('/ready');
         assert.equal(res.status, 503);
-        assert.equal(((await res.json()) as { migrations: string }).migrations, 'pending');
+        assert.equal((res.body as { migrations: string }).migrations, 'pending');
       } finally {
-        await server.close(1000);
         await db.dispose();
       }
     });
@@ -94,17 +94,75 @@ describe('HTTP server', () => {
 
   test('every response has a request id, and a well-formed incoming one is kept', async () => {
     const db = await backends()[0]!.open();
-    const server = await listen(createApp({ db, log }), '127.0.0.1', 0);
+    const http = request(createApp({ db, log }).callback());
     try {
-      const fresh = await fetch(`${server.url}/health`);
-      assert.match(fresh.headers.get('x-request-id')!, /^[0-9a-f-]{36}$/);
-      const kept = await fetch(`${server.url}/health`, { headers: { 'x-request-id': 'lb-1234' } });
-      assert.equal(kept.headers.get('x-request-id'), 'lb-1234');
-      const hostile = await fetch(`${server.url}/health`, { headers: { 'x-request-id': 'a b<script>' } });
-      assert.notEqual(hostile.headers.get('x-request-id'), 'a b<script>');
-      assert.equal((await fetch(`${server.url}/nope`)).status, 404);
+      const fresh = await http.get('/health');
+      assert.match(fresh.headers['x-request-id']!, /^[0-9a-f-]{36}$/);
+      const kept = await http.get('/health').set('x-request-id', 'lb-1234');
+      assert.equal(kept.headers['x-request-id'], 'lb-1234');
+      const hostile = await http.get('/health').set('x-request-id', 'a b<script>');
+      assert.notEqual(hostile.headers['x-request-id'], 'a b<script>');
+      assert.equal((await http.get('/nope')).status, 404);
     } finally {
-      await server.close(1000);
+      await db.dispose();
+    }
+  });
+});
+
+describe('admin API', () => {
+  const TOKEN = 'admin-token-for-tests-0123456789';
+  const config = parseConfig(
+    `matrix:\n  server_name: localhost\noidc:\n  cookie_keys: [${'k'.repeat(32)}]\n  key_encryption_secret: s3cret\nadmin:\n  token: ${TOKEN}\n`,
+    'admin test',
+  );
+
+  test('whois answers the admin token only, never from a cache, and says what is wrong with a request', async () => {
+    const db = await backends()[0]!.open();
+    try {
+      await new PostgresAccountRepository(db, { clock: () => new Date(), localparts: new LocalpartPolicy({ serverName: 'localhost' }) }).upsertOnLogin({
+        wiki: 'meta.wikimedia.org', centralId: '778', username: 'Գևորգ Մարզպետունի',
+      });
+      const http = request(createApp({ db, log, routes: adminApiRoutes({ config, db }) }).callback());
+      const bearer = `Bearer ${TOKEN}`;
+
+      const found = await http.get('/admin/api/v1/whois').query({ q: 'Գևորգ Մարզպետունի' }).set('authorization', bearer);
+      assert.equal(found.status, 200, found.text);
+      assert.equal(found.headers['cache-control'], 'no-store');
+      assert.equal(found.body.central_id, '778');
+      assert.equal(found.body.username, 'Գևորգ Մարզպետունի');
+      assert.match(found.body.matrix_id, /^@[a-z0-9._=/+-]+:localhost$/);
+      assert.deepEqual((await http.get('/admin/api/v1/whois?q=778').set('authorization', bearer)).body, found.body, 'found by central id too');
+
+      for (const authorization of [undefined, 'Bearer wrong', `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}`, `Bearer ${TOKEN} extra`]) {
+        const refused = http.get('/admin/api/v1/whois?q=778');
+        if (authorization) refused.set('authorization', authorization);
+        const res = await refused;
+        assert.equal(res.status, 401, String(authorization));
+        assert.equal(res.headers['cache-control'], 'no-store');
+        assert.match(res.headers['www-authenticate'] ?? '', /^Bearer realm=/);
+        assert.equal(res.body.error, 'unauthorized');
+        assert.doesNotMatch(res.text, /778|Մարզպետունի/, 'nothing about the account');
+      }
+
+      const nobody = await http.get('/admin/api/v1/whois').query({ q: 'Никто' }).set('authorization', bearer);
+      assert.equal(nobody.status, 404);
+      assert.equal(nobody.body.error, 'not_found');
+      const empty = await http.get('/admin/api/v1/whois?q=%20').set('authorization', bearer);
+      assert.equal(empty.status, 400);
+      assert.equal(empty.body.error, 'invalid_request');
+    } finally {
+      await db.dispose();
+    }
+  });
+
+  test('without admin.token there is no admin API', async () => {
+    const db = await backends()[0]!.open();
+    try {
+      const bare = parseConfig(`matrix:\n  server_name: localhost\noidc:\n  cookie_keys: [${'k'.repeat(32)}]\n  key_encryption_secret: s3cret\n`, 'admin test');
+      assert.equal(adminApiRoutes({ config: bare, db }), undefined);
+      const http = request(createApp({ db, log, routes: adminApiRoutes({ config: bare, db }) }).callback());
+      assert.equal((await http.get('/admin/api/v1/whois?q=778').set('authorization', `Bearer ${TOKEN}`)).status, 404);
+    } finally {
       await db.dispose();
     }
   });

@@ -2,6 +2,7 @@
 // PostgreSQL server when TEST_DATABASE_URL names one (CI always does). Each opened database is
 // fresh (its own PostgreSQL database, or its own in-memory PGlite) and migrated.
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { openDatabase, type Database } from '../../src/db/index.ts';
 import { migrate } from '../../src/db/migrate.ts';
@@ -63,14 +64,34 @@ function postgresBackend(adminUrl: string): Backend {
         url: url.toString(),
         async dispose() {
           await close().catch(() => {});
-          const c = new pg.Client({ connectionString: adminUrl });
-          await c.connect();
-          await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-          await c.end();
+          await dropDatabase(adminUrl, name);
         },
       });
     },
   };
+}
+
+/**
+ * Drops a test database, ending whatever still uses it. An autovacuum worker in it is a process of
+ * no role, which WITH (FORCE) may not end for a role that is not a superuser (42501, "must be a
+ * member of the role whose process is being terminated"); it leaves within moments, so try again.
+ */
+async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  const c = new pg.Client({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== '42501' || attempt === 20) throw error;
+        await sleep(250);
+      }
+    }
+  } finally {
+    await c.end();
+  }
 }
 
 export function backends(): Backend[] {

@@ -6,6 +6,10 @@
 // JSON body or a structured clone fails node:assert's deepStrictEqual against a literal (another
 // prototype), and code under test misreads the errors fetch throws (`error instanceof Error` is
 // false for a fetch timeout): the service would behave differently under jest than in production.
+// Node's core modules hand out their values too (readdirSync's array, a child's output), so
+// node:assert's deep comparisons bring both sides into the test's realm before comparing, as if
+// there were one realm, as under plain Node.
+import assert from 'node:assert';
 import { runInContext, type Context } from 'node:vm';
 import { TestEnvironment } from 'jest-environment-node';
 
@@ -56,6 +60,14 @@ const REALM_COPY = String.raw`(function realmCopy(value, seen = new Map()) {
   return copy;
 })`;
 
+/** node:assert's deep comparisons, which check prototypes (`assert.strict` has its own names). */
+const DEEP_COMPARISONS: Array<[object, string[]]> = [
+  [assert, ['deepStrictEqual', 'notDeepStrictEqual', 'partialDeepStrictEqual']],
+  [assert.strict, ['deepEqual', 'notDeepEqual', 'deepStrictEqual', 'notDeepStrictEqual', 'partialDeepStrictEqual']],
+];
+
+type Comparison = (actual: unknown, expected: unknown, message?: string | Error) => void;
+
 type Body = { prototype: { json(): Promise<unknown>; text(): Promise<string> } };
 
 export default class NodeRealmEnvironment extends TestEnvironment {
@@ -77,6 +89,15 @@ export default class NodeRealmEnvironment extends TestEnvironment {
         throw realmCopy(error);
       })) as typeof globalThis.fetch;
 
+    // fetch's dispatcher lives on the global under undici's registered symbols, which jest does not
+    // carry over; oidc-provider looks for it there to keep its outgoing requests off special-use
+    // addresses (SSRF), and warns and goes without that check when it is missing.
+    for (const name of ['undici.globalDispatcher.1', 'undici.globalDispatcher.2']) {
+      const key = Symbol.for(name);
+      const host = globalThis as unknown as Record<symbol, unknown>;
+      Object.defineProperty(global, key, { configurable: true, get: () => host[key], set: (value: unknown) => void (host[key] = value) });
+    }
+
     // Response and Request are Node's own classes, shared by every test file of this worker; one
     // file runs at a time in it, so their json() parses into that file's realm while it runs.
     for (const Kind of [globalThis.Response, globalThis.Request] as unknown as Body[]) {
@@ -85,6 +106,26 @@ export default class NodeRealmEnvironment extends TestEnvironment {
         return parse(await this.text());
       };
       this.#restore.push(() => (Kind.prototype.json = original));
+    }
+
+    // node:assert is shared by the worker in the same way.
+    for (const [owner, names] of DEEP_COMPARISONS) {
+      const functions = owner as Record<string, Comparison | undefined>;
+      for (const name of names) {
+        const original = functions[name];
+        if (!original) continue;
+        const comparison: Comparison = function (actual, expected, message) {
+          try {
+            original(realmCopy(actual), realmCopy(expected), message);
+          } catch (error) {
+            // The failure points at the test's line, not at this wrapper.
+            if (error instanceof Error) Error.captureStackTrace(error, comparison);
+            throw error;
+          }
+        };
+        functions[name] = comparison;
+        this.#restore.push(() => (functions[name] = original));
+      }
     }
   }
 

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import tls from 'node:tls';
 import * as client from 'openid-client';
+import supertest from 'supertest';
 import YAML from 'yaml';
 import { parseConfig, type Config } from '../../src/config/load.ts';
 import { startService, type Service } from '../../src/commands/serve.ts';
@@ -61,6 +62,8 @@ export interface Stack {
   sections: Record<string, Record<string, unknown>>;
   wiki: WikiOAuthDouble;
   service: Service;
+  /** Requests to the service's app in this process (supertest), for tests of its HTTP answers. */
+  http: ReturnType<typeof supertest>;
   stop(): Promise<void>;
 }
 
@@ -120,6 +123,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     sections,
     wiki,
     service,
+    http: supertest(service.handler),
     async stop() {
       await service.stop();
       await wiki.close();
@@ -146,7 +150,8 @@ export function readSnippet(path: string, values: Record<string, string>): Recor
 
 /**
  * Makes this process's HTTPS clients (fetch, openid-client, Browser) trust a test CA besides the
- * system roots, as a homeserver given the CA would. Process-wide: each test file is its own process.
+ * system roots, as a homeserver given the CA would. Process-wide: later test files of the same jest
+ * worker trust it too, which adds a root and takes none away.
  */
 export function trustTestCa(caCert: string): void {
   tls.setDefaultCACertificates([...tls.getCACertificates('default'), caCert]);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, it } from '@jest/globals';
+import { describe, it } from '@jest/globals';
 import Koa from 'koa';
+import request from 'supertest';
 import {
   PROBLEM_KINDS,
   SUPPORTED_LANGUAGES,
@@ -242,52 +242,44 @@ describe('contentSecurityPolicy', () => {
 });
 
 describe('staticAssets and sendPage', () => {
-  let base = '';
-  let server: ReturnType<Koa['listen']>;
   const csp = contentSecurityPolicy({ formActionOrigins: ['https://meta.wikimedia.org'] });
-
-  beforeAll(async () => {
-    const app = new Koa();
-    app.use(staticAssets());
-    app.use((ctx) => {
-      if (ctx.path === '/page') sendPage(ctx, renderPage('error', { problem: { kind: 'account_hidden' } }, { site, lang: 'he' }), csp);
-    });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const app = new Koa();
+  app.use(staticAssets());
+  app.use((ctx) => {
+    if (ctx.path === '/page') sendPage(ctx, renderPage('error', { problem: { kind: 'account_hidden' } }, { site, lang: 'he' }), csp);
   });
-  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const http = request(app.callback());
 
   it('serves one content-hashed stylesheet, Codex tokens included, cached for good', async () => {
     assert.match(stylesheetPath(), /^\/static\/pages\.[A-Za-z0-9_-]{12}\.css$/);
-    const res = await fetch(base + stylesheetPath(), { signal: AbortSignal.timeout(5000) });
+    const res = await http.get(stylesheetPath());
     assert.equal(res.status, 200);
-    assert.equal(res.headers.get('content-type'), 'text/css; charset=utf-8');
-    assert.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable');
-    const css = await res.text();
+    assert.equal(res.headers['content-type'], 'text/css; charset=utf-8');
+    assert.equal(res.headers['cache-control'], 'public, max-age=31536000, immutable');
+    const css = res.text;
     assert.match(css, /--color-progressive: #36c;/);
     assert.match(css, /@media \(prefers-color-scheme: dark\)/);
     assert.match(css, /\.wms-button--primary \{/);
 
-    const again = await fetch(base + stylesheetPath(), { headers: { 'If-None-Match': res.headers.get('etag') ?? '' }, signal: AbortSignal.timeout(5000) });
+    const again = await http.get(stylesheetPath()).set('If-None-Match', res.headers.etag ?? '');
     assert.equal(again.status, 304);
-    const head = await fetch(base + stylesheetPath(), { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+    const head = await http.head(stylesheetPath());
     assert.equal(head.status, 200);
   });
 
   it('leaves other paths alone', async () => {
-    const res = await fetch(`${base}/static/other.css`, { signal: AbortSignal.timeout(5000) });
+    const res = await http.get('/static/other.css');
     assert.equal(res.status, 404);
   });
 
   it('sends a page with its status, language, policy and no caching', async () => {
-    const res = await fetch(`${base}/page`, { signal: AbortSignal.timeout(5000) });
+    const res = await http.get('/page');
     assert.equal(res.status, 403);
-    assert.equal(res.headers.get('content-type'), 'text/html; charset=utf-8');
-    assert.equal(res.headers.get('content-language'), 'he');
-    assert.equal(res.headers.get('content-security-policy'), csp);
-    assert.equal(res.headers.get('cache-control'), 'no-store');
-    assert.match(await res.text(), /<html lang="he" dir="rtl">/);
+    assert.equal(res.headers['content-type'], 'text/html; charset=utf-8');
+    assert.equal(res.headers['content-language'], 'he');
+    assert.equal(res.headers['content-security-policy'], csp);
+    assert.equal(res.headers['cache-control'], 'no-store');
+    assert.match(res.text, /<html lang="he" dir="rtl">/);
   });
 });
 
