@@ -97,12 +97,11 @@ describe('admin pages', () => {
     const form = { username: 'Ещё Не Вошедший', localpart: 'eshche' };
     assert.equal((await browser.request(`${stack.issuer}/admin/overrides`, { form })).status, 403, 'no token');
     assert.equal((await browser.request(`${stack.issuer}/admin/overrides`, { form: { ...form, csrf: `${csrf}x` } })).status, 403, 'a wrong token');
-    const crossSite = await fetch(`${stack.issuer}/admin/overrides`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie: browser.cookieHeader(new URL(`${stack.issuer}/admin/overrides`)), origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...form, csrf }),
-    });
+    const crossSite = await stack.http
+      .post('/admin/overrides')
+      .set({ cookie: browser.cookieHeader(new URL(`${stack.issuer}/admin/overrides`)), origin: 'https://evil.example' })
+      .type('form')
+      .send(new URLSearchParams({ ...form, csrf }).toString());
     assert.equal(crossSite.status, 403, 'another origin');
     const saved = await browser.request(`${stack.issuer}/admin/overrides`, { form: { ...form, csrf } });
     assert.equal(saved.status, 303);
