@@ -163,7 +163,8 @@ const commands: Record<string, Command> = {
       'Erases the account, its cached wiki profile, sign-ins, sessions and tokens; keeps the audit',
       "entries under an opaque id with names removed. Bans and suspensions in force stay in Matrix",
       "(handed over to the rooms' moderators); power levels and gated-room memberships are taken",
-      'back at the next full moderation pass. On the embedded database, stop serve first.',
+      'back at the next full moderation pass. While serve holds the embedded database, the command',
+      'asks it through the admin API (admin.token).',
     ].join('\n'),
     options: { ...configOption, yes: { type: 'boolean' }, by: { type: 'string' } },
     async run(values, positionals) {

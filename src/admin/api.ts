@@ -10,8 +10,9 @@ import { readJson } from '../http/form.ts';
 import { accountRepository, wikiIdOf } from '../compose.ts';
 import { AUDIT_OUTCOMES } from '../moderation/records.ts';
 import { ModerationRequestStore } from '../moderation/requests.ts';
+import { forgetPerson } from '../privacy/forget.ts';
 import { dropOverride, requestApply, requestPlan, requestRetry, setOverride } from './operations.ts';
-import { activityJson, findAccount, personJson, requestJson, syncJson, type ReadDeps } from './read.ts';
+import { activityJson, findAccount, forgetJson, personJson, requestJson, syncJson, type ReadDeps } from './read.ts';
 import { ApiTokens, type ApiToken, type Scope } from './tokens.ts';
 import { whois } from './whois.ts';
 
@@ -42,6 +43,12 @@ const actionsQuery = z.strictObject({
 
 const personQuery = z.strictObject({ q: z.string().trim().min(1, 'say whom to look up: ?q=<username | Matrix ID | localpart | central id>'), before: id.optional(), limit: limit.default(50) });
 const overrideBody = z.strictObject({ localpart: z.string().min(1) });
+// No default for dry_run: forgetting cannot be undone, so the caller says which one it wants.
+const forgetBody = z.strictObject({
+  person: z.string().trim().min(1, 'say whom to forget: a username, Matrix ID, localpart or central id'),
+  dry_run: z.boolean({ error: 'say dry_run: true to see what would go, or false to forget' }),
+  on_behalf_of: z.string().trim().min(1).max(200).optional(),
+});
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const result = schema.safeParse(value);
@@ -140,6 +147,14 @@ export function adminApiRoutes(deps: AdminApiDeps): ((router: Router) => void) |
       const request = await new ModerationRequestStore(db).get(parse(id, ctx.params.id));
       if (!request) throw new AppError(404, 'not_found', `there is no request ${ctx.params.id}`);
       ctx.body = requestJson(request);
+    });
+
+    router.post(`${ADMIN_API}/forget`, write, async (ctx) => {
+      const body = parse(forgetBody, await readJson(ctx));
+      const performedBy = body.on_behalf_of ? `${actor(ctx)} for ${body.on_behalf_of}` : actor(ctx);
+      const result = await forgetPerson({ db, config }, body.person, { performedBy, dryRun: body.dry_run });
+      if (!result) throw new AppError(404, 'not_found', `no account matches "${body.person}"`);
+      ctx.body = forgetJson(result);
     });
 
     router.get(`${ADMIN_API}/overrides`, read, async (ctx) => {

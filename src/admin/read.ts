@@ -8,6 +8,7 @@ import { matrixIdsOf, type Account } from '../identity/accounts.ts';
 import { WikiProfileStore } from '../login/store.ts';
 import { ModerationAuditLog, ModerationRecordStore, causeToJson, type AuditFilter, type AuditRecord, type StoredCause } from '../moderation/records.ts';
 import { ModerationRequestStore, type ModerationRequest } from '../moderation/requests.ts';
+import type { ForgetResult, HandedOver, TakenBack } from '../privacy/forget.ts';
 import { WorkerStatusStore } from '../moderation/status.ts';
 import type { WikiCause } from '../moderation/types.ts';
 import { explicitGroups } from '../wiki/action-api-results.ts';
@@ -214,3 +215,49 @@ export const requestJson = (r: ModerationRequest): RequestJson => ({
 });
 
 export const requestStore = (db: Database) => new ModerationRequestStore(db);
+
+/** What `POST /forget` answers: a ForgetResult in the API's spelling. */
+export interface ForgetJson {
+  dry_run: boolean;
+  person: { wiki: string; central_id: string; username: string; display_name: string; matrix_ids: string[] };
+  opaque_id: string;
+  erased: { accounts: number; wiki_profiles: number; sign_ins: number; provider_records: number; pending_logouts: number; session_ends: number };
+  audit: { re_keyed: number; mentions_removed: number };
+  handed_over: { kind: HandedOver['kind']; room_id: string | null; user_id: string; cause: { kind: string; block_id: number | null; expiry: string | null } }[];
+  taken_back: { kind: TakenBack['kind']; room_id: string; user_id: string; level: number | null }[];
+}
+
+export const forgetJson = (r: ForgetResult): ForgetJson => ({
+  dry_run: r.dryRun,
+  person: { wiki: r.person.wiki, central_id: r.person.centralId, username: r.person.username, display_name: r.person.displayName, matrix_ids: r.person.matrixIds },
+  opaque_id: r.opaqueId,
+  erased: {
+    accounts: r.erased.accounts,
+    wiki_profiles: r.erased.wikiProfiles,
+    sign_ins: r.erased.signIns,
+    provider_records: r.erased.providerRecords,
+    pending_logouts: r.erased.pendingLogouts,
+    session_ends: r.erased.sessionEnds,
+  },
+  audit: { re_keyed: r.audit.reKeyed, mentions_removed: r.audit.mentionsRemoved },
+  handed_over: r.handedOver.map((h) => ({ kind: h.kind, room_id: h.roomId, user_id: h.userId, cause: { kind: h.cause.kind, block_id: h.cause.blockId, expiry: h.cause.expiry } })),
+  taken_back: r.takenBack.map((t) => ({ kind: t.kind, room_id: t.roomId, user_id: t.userId, level: t.level })),
+});
+
+/** The other way, for the command line that asked the running service. */
+export const forgetResultOf = (j: ForgetJson): ForgetResult => ({
+  dryRun: j.dry_run,
+  person: { wiki: j.person.wiki, centralId: j.person.central_id, username: j.person.username, displayName: j.person.display_name, matrixIds: j.person.matrix_ids },
+  opaqueId: j.opaque_id,
+  erased: {
+    accounts: j.erased.accounts,
+    wikiProfiles: j.erased.wiki_profiles,
+    signIns: j.erased.sign_ins,
+    providerRecords: j.erased.provider_records,
+    pendingLogouts: j.erased.pending_logouts,
+    sessionEnds: j.erased.session_ends,
+  },
+  audit: { reKeyed: j.audit.re_keyed, mentionsRemoved: j.audit.mentions_removed },
+  handedOver: j.handed_over.map((h) => ({ kind: h.kind, roomId: h.room_id, userId: h.user_id, cause: { kind: h.cause.kind, blockId: h.cause.block_id, expiry: h.cause.expiry } })),
+  takenBack: j.taken_back.map((t) => ({ kind: t.kind, roomId: t.room_id, userId: t.user_id, level: t.level })),
+});

@@ -1,11 +1,15 @@
 // `forget`: removes a person's personal data (privacy/forget.ts). Destructive and not undoable,
-// so by default it only shows what it would do; `--yes` does it.
+// so by default it only shows what it would do; `--yes` does it. When a running `serve` holds the
+// embedded database, it asks that service to do it through the admin API, as `whois` does.
 import { userInfo } from 'node:os';
 import type { Writable } from 'node:stream';
+import { forgetResultOf, type ForgetJson } from '../admin/read.ts';
 import type { Config } from '../config/load.ts';
+import { DatabaseError } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 import { forgetPerson, type ForgetResult } from '../privacy/forget.ts';
 import { openMigratedDatabase } from './common.ts';
+import { AdminApiClient } from './remote.ts';
 
 export interface ForgetCommand {
   config: Config;
@@ -16,19 +20,14 @@ export interface ForgetCommand {
   /** Who is doing it, for the audit; default the operating-system user. */
   by?: string | undefined;
   out?: Writable;
+  fetch?: typeof globalThis.fetch;
 }
 
 /** Exit codes: 0 done (or shown), 1 nobody matches. */
 export async function runForget(command: ForgetCommand): Promise<number> {
   const out = command.out ?? process.stdout;
   const by = command.by?.trim() || `${userInfo().username} (command line)`;
-  const db = await openMigratedDatabase(command.config, command.log);
-  let result: ForgetResult | undefined;
-  try {
-    result = await forgetPerson({ db, config: command.config }, command.who, { performedBy: by, dryRun: !command.yes });
-  } finally {
-    await db.close();
-  }
+  const result = await forget(command, by);
   if (!result) {
     out.write(`no account matches "${command.who}"\n`);
     return 1;
@@ -37,6 +36,24 @@ export async function runForget(command: ForgetCommand): Promise<number> {
   if (result.dryRun) out.write(`\nNothing was changed. Run again with --yes to forget ${result.person.username}; it cannot be undone.\n`);
   else command.log.info({ opaqueId: result.opaqueId, by }, 'forgot a person');
   return 0;
+}
+
+async function forget(command: ForgetCommand, by: string): Promise<ForgetResult | undefined> {
+  let db;
+  try {
+    db = await openMigratedDatabase(command.config, command.log);
+  } catch (error) {
+    if (!(error instanceof DatabaseError) || error.code !== 'in_use') throw error;
+    const api = new AdminApiClient(command.config, error.message, command.fetch);
+    // The service records its token's name as the one who acted, and who asked beside it.
+    const answer = await api.call<ForgetJson>('POST', '/forget', { person: command.who, dry_run: !command.yes, on_behalf_of: by });
+    return answer && forgetResultOf(answer);
+  }
+  try {
+    return await forgetPerson({ db, config: command.config }, command.who, { performedBy: by, dryRun: !command.yes });
+  } finally {
+    await db.close();
+  }
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;

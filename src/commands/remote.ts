@@ -20,21 +20,22 @@ export class AdminApiClient {
   }
 
   /** The JSON answer, or undefined for 404; throws with the service's message otherwise. */
-  async call<T>(method: 'GET' | 'POST', path: string): Promise<T | undefined> {
+  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T | undefined> {
     let response: Response;
     try {
       response = await this.#fetch(`${this.base}${ADMIN_API}${path}`, {
         method,
-        headers: { authorization: `Bearer ${this.#token}`, accept: 'application/json' },
+        headers: { authorization: `Bearer ${this.#token}`, accept: 'application/json', ...(body !== undefined && { 'content-type': 'application/json' }) },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (error) {
       throw new Error(`asking the running service at ${this.base} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     if (response.status === 404) return undefined;
-    const body = (await response.json().catch(() => undefined)) as (T & { message?: string }) | undefined;
-    if (!response.ok) throw new Error(`the running service at ${this.base} answered ${response.status}${body?.message ? `: ${body.message}` : ''}`);
-    return body;
+    const answer = (await response.json().catch(() => undefined)) as (T & { message?: string }) | undefined;
+    if (!response.ok) throw new Error(`the running service at ${this.base} answered ${response.status}${answer?.message ? `: ${answer.message}` : ''}`);
+    return answer;
   }
 
   /** Waits for a request the leading worker runs, up to `timeoutMs`. */

@@ -122,8 +122,9 @@ for (const backend of backends()) {
       const wrong = await call('GET', '/sync', { token: 'not-a-token' });
       assert.equal(wrong.status, 401);
       assert.match(wrong.headers['www-authenticate']!, /error="invalid_token"/);
-      for (const [method, path] of [['POST', '/plans'], ['PUT', '/overrides/Someone'], ['DELETE', '/overrides/Someone'], ['POST', '/actions/1/retry'], ['POST', '/plans/1/apply']] as const) {
-        const refused = await call(method, path, { token: READER, ...(method === 'PUT' && { body: { localpart: 'someone' } }) });
+      for (const [method, path] of [['POST', '/plans'], ['PUT', '/overrides/Someone'], ['DELETE', '/overrides/Someone'], ['POST', '/actions/1/retry'], ['POST', '/plans/1/apply'], ['POST', '/forget']] as const) {
+        const body = method === 'PUT' ? { localpart: 'someone' } : path === '/forget' ? { person: '8104', dry_run: false } : undefined;
+        const refused = await call(method, path, { token: READER, ...(body && { body }) });
         assert.equal(refused.status, 403, `${method} ${path}`);
         assert.equal(refused.body.error, 'insufficient_scope');
         assert.match(refused.headers['www-authenticate']!, /error="insufficient_scope", scope="write"/);
@@ -260,6 +261,35 @@ for (const backend of backends()) {
       assert.equal((await call('DELETE', '/overrides/Later_Person')).status, 204);
       assert.equal((await call('DELETE', '/overrides/Later_Person')).status, 404);
       assert.equal((await call('GET', '/actions?kind=localpart_override')).body.entries[0].detail.was, 'later');
+    });
+
+    test('forget: a dry run first, then the erasure; audited under an opaque id with who asked', async () => {
+      const person = 'Ωmega User';
+      const mxid = matrixIds[3]!;
+      for (const body of [{ person }, { person, dry_run: 'yes' }, { person: ' ', dry_run: true }, { person, dry_run: true, extra: 1 }]) {
+        assert.equal((await call('POST', '/forget', { body })).status, 400, JSON.stringify(body));
+      }
+      assert.equal((await call('POST', '/forget', { body: { person: 'Nobody Here', dry_run: true } })).status, 404);
+
+      // Signed in as Ωmega_User; the wiki calls the account by its canonical name.
+      const dry = await call('POST', '/forget', { body: { person: mxid, dry_run: true } });
+      assert.equal(dry.status, 200);
+      assert.equal(dry.body.dry_run, true);
+      assert.deepEqual(dry.body.person, { wiki: dry.body.person.wiki, central_id: '8104', username: person, display_name: person, matrix_ids: [mxid] });
+      assert.equal(dry.body.erased.accounts, 1);
+      assert.ok(dry.body.erased.sign_ins >= 1);
+      assert.equal((await call('GET', '/people?q=8104')).status, 200, 'the dry run changed nothing');
+
+      const done = await call('POST', '/forget', { body: { person: 'ωmega User', dry_run: false, on_behalf_of: 'Privacy team (ticket 2026-117)' } });
+      assert.equal(done.status, 200);
+      assert.equal(done.body.dry_run, false);
+      assert.match(done.body.opaque_id, /^forgotten-[0-9a-f]{16}$/);
+      assert.equal((await call('GET', '/people?q=8104')).status, 404);
+      assert.equal((await call('POST', '/forget', { body: { person: '8104', dry_run: false } })).status, 404, 'forgotten already');
+      const [entry] = (await call('GET', '/actions?kind=forget_account')).body.entries;
+      assert.equal(entry.user_id, done.body.opaque_id);
+      assert.equal(entry.detail.by, 'api:writer for Privacy team (ticket 2026-117)');
+      assert.doesNotMatch(JSON.stringify(entry), /mega|8104/i, 'the audit names nobody');
     });
 
     test('every documented operation was called', () => {

@@ -1,11 +1,12 @@
 // `forget` as an operator runs it, through the real executable, on the embedded database and on
 // PostgreSQL: without --yes it shows what would go and changes nothing; with --yes it forgets and
 // says what it did (and which sanctions stay in Matrix); unknown people and missing arguments are
-// clear errors, and so is the embedded database being held by a running serve.
+// clear errors. While a running serve holds the embedded database, it asks that service through the
+// admin API (or says how to let it).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, test } from '@jest/globals';
 import { openDatabase, type Database } from '../../src/db/index.ts';
 import { migrate } from '../../src/db/migrate.ts';
@@ -14,6 +15,7 @@ import { LocalpartPolicy } from '../../src/identity/localpart.ts';
 import { ModerationAuditLog } from '../../src/moderation/records.ts';
 import { backends } from '../support/backends.ts';
 import { run, start, writeConfig } from '../support/cli.ts';
+import { freePort } from '../support/ports.ts';
 import { findText } from '../support/personal-data.ts';
 
 const WIKI = 'meta.wikimedia.org';
@@ -106,20 +108,38 @@ for (const backend of backends()) {
     }, 120_000);
 
     if (backend.name === 'pglite') {
-      test('while serve holds the embedded database, it says so and changes nothing', async () => {
-        const { config, open } = await setUp('http:\n  port: 0\n');
+      test('while serve holds the embedded database, it asks the running service, or says how to let it', async () => {
+        const port = await freePort();
+        const withoutToken = await setUp(`http:\n  port: ${port}\n`);
+        const config = join(dirname(withoutToken.config), 'with-token.yaml');
+        writeFileSync(config, `${readFileSync(withoutToken.config, 'utf8')}admin:\n  token: admin-token-for-tests-0123456789\n`);
         const serve = start(['serve', '--config', config]);
         try {
           await serve.waitFor(/"listening"/);
-          const refused = await run(['forget', PERSON.username, '--yes', '--config', config]);
+          const refused = await run(['forget', PERSON.username, '--yes', '--config', withoutToken.config]);
           assert.equal(refused.code, 1);
-          assert.match(refused.stderr, /^wiki-matrix-sso forget: the embedded database in .* is in use by process \d+; PGlite allows one process — stop it, or configure database\.url for PostgreSQL\n$/);
+          assert.match(refused.stderr, /^wiki-matrix-sso forget: the embedded database in .* is in use by process \d+; PGlite allows one process — stop it, or configure database\.url for PostgreSQL\. To do this while it runs, set admin\.token/);
+
+          const dry = await run(['forget', PERSON.username, '--config', config]);
+          assert.equal(dry.code, 0, dry.stderr);
+          assert.match(dry.stdout, /^Dry run: forgetting אברהם בן-דוד .*\n[^]*\n {14}ban of @vrhm_vn-dvd:localhost in !lobby:localhost \(block, block #5, indefinite\)\n[^]*Nothing was changed/);
+          const done = await run(['forget', MXID, '--yes', '--by', 'Ops Team', '--config', config]);
+          assert.equal(done.code, 0, done.stderr);
+          assert.match(done.stdout, /^Forgot אברהם בן-דוד .*\n[^]*kept {8}1 audit entry under forgotten-[0-9a-f]{16}/);
+          const again = await run(['forget', MXID, '--yes', '--config', config]);
+          assert.equal(again.code, 1);
+          assert.match(again.stdout, /no account matches/);
           serve.child.kill('SIGTERM');
           assert.equal((await serve.exited).code, 0);
         } finally {
           serve.child.kill('SIGKILL');
         }
-        assert.equal(await look(open, async (db) => (await findText(db, [PERSON.email])).length), 1);
+        assert.doesNotMatch(serve.output(), /admin-token-for-tests/, 'the token is never logged');
+        await look(withoutToken.open, async (db) => {
+          assert.deepEqual(await findText(db, [PERSON.username, PERSON.email, PERSON.centralId, MXID]), []);
+          const [entry] = (await new ModerationAuditLog(db).list({ kind: 'forget_account' })).entries;
+          assert.equal(entry?.detail.by, 'api:admin for Ops Team');
+        });
       }, 120_000);
     }
   });
