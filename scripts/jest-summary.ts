@@ -40,7 +40,7 @@ export default class JestSummary {
     for (const suite of suites) process.stderr.write(`skipped suite: ${suite.name} (${suite.file}): ${suite.reason}\n`);
     const skipped = results.numPendingTests + results.numTodoTests;
     if (process.env.CI && (skipped > 0 || suites.length > 0)) {
-      this.#error = new Error(`${skipped} tests were skipped under CI (see above)`);
+      this.#error = new Error(`under CI nothing may be skipped, and ${skipped} ${skipped === 1 ? 'test was' : 'tests were'} (see above)`);
       process.stderr.write(`${this.#error.message}\n`);
     }
   }
