@@ -29,6 +29,8 @@ export interface LoadResult {
   cpuSeconds: number;
   peakRssBytes: number;
   pg: ReturnType<typeof pgDelta> | undefined;
+  /** Statements sent during the measured window (`--trace-sql`). */
+  sql: Map<string, number> | undefined;
   /** Stopped early: the work ran out. */
   exhausted: boolean;
 }
@@ -76,8 +78,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       cpuSeconds: 0,
       peakRssBytes: 0,
       pg: undefined,
+      sql: undefined,
       exhausted: false,
     };
+    await stack.takeSqlCounts?.();
     const cpuBefore = stack.sampleService().cpuSeconds;
     const pgBefore = await stack.samplePostgres();
     const { wallMs, exhausted } = await phase(options, options.durationMs, (outcome) => {
@@ -100,6 +104,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     result.wallSeconds = wallMs / 1000;
     result.exhausted = exhausted;
     result.cpuSeconds = stack.sampleService().cpuSeconds - cpuBefore;
+    result.sql = await stack.takeSqlCounts?.();
     await sleep(PUBLISH_PAUSE_MS);
     const pgAfter = await stack.samplePostgres();
     if (pgBefore && pgAfter) result.pg = pgDelta(pgBefore, pgAfter);
@@ -133,6 +138,12 @@ export function describeLoad(result: LoadResult, unit: string): string {
       `  PostgreSQL per ${unit}: ${per(pg.transactions)} transactions, ${per(pg.tuplesReturned)} tuples returned + ${per(pg.tuplesFetched)} fetched (read), ${per(pg.tuplesWritten)} written, ${per(pg.blocksRead, 2)} blocks from disk; backends ${per(pg.backendCpuSeconds * 1000)} ms CPU`,
     );
   }
+  if (result.sql) {
+    const sorted = [...result.sql].sort((a, b) => b[1] - a[1]);
+    const all = sorted.reduce((sum, [, count]) => sum + count, 0);
+    lines.push(`  statements per ${unit}: ${per(all)}`);
+    for (const [statement, count] of sorted) lines.push(`    ${per(count, 2).padStart(6)}  ${statement}`);
+  }
   return lines.join('\n');
 }
 
@@ -152,6 +163,7 @@ export function loadSummary(result: LoadResult) {
     requestsPerUnit: (result.serviceRequests + result.wikiRequests) / n,
     cpuMsPerUnit: (result.cpuSeconds * 1000) / n,
     peakRssMiB: result.peakRssBytes / 1024 / 1024,
+    statements: result.sql && Object.fromEntries([...result.sql].map(([statement, count]) => [statement, count / n])),
     pg: result.pg && {
       transactions: result.pg.transactions / n,
       tuplesRead: (result.pg.tuplesReturned + result.pg.tuplesFetched) / n,

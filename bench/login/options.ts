@@ -18,6 +18,7 @@ export interface BenchOptions {
   timeoutS: number;
   /** The checkout whose service is measured (another one measures an earlier version with this driver). */
   serviceRoot: string | undefined;
+  traceSql: boolean;
 }
 
 const LIMITS = { concurrency: 512, durationS: 600, warmupS: 120, accounts: 1_000_000, workers: 16, poolMax: 100, timeoutS: 60 };
@@ -37,6 +38,7 @@ export const USAGE = `Options (every one bounded; the run is loopback only):
   --cpu-prof DIR        run the service under node --cpu-prof; its profile is written to DIR when it stops
   --json PATH           also write the figures as JSON
   --timeout S           per-request timeout (default 10)
+  --trace-sql           count the service's PostgreSQL statements per unit of work, by statement (node --import bench/login/trace-sql.ts)
   --service-root DIR    measure the service of another checkout (e.g. an earlier commit) with this driver`;
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
@@ -64,6 +66,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       json: { type: 'string' },
       timeout: { type: 'string' },
       'service-root': { type: 'string' },
+      'trace-sql': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -80,6 +83,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     if (!['127.0.0.1', 'localhost', '::1', '[::1]', ''].includes(host)) throw new Error(`--database-url must be on loopback (the benchmark only runs locally), not ${host}`);
   }
   const workers = integer('workers', values.workers, 1, 1, LIMITS.workers);
+  if (values['trace-sql'] && !databaseUrl) throw new Error('--trace-sql counts PostgreSQL statements: give --database-url or $TEST_DATABASE_URL');
   if (workers > 1 && !databaseUrl) throw new Error('--workers needs PostgreSQL: the embedded database belongs to one process');
   return {
     concurrency,
@@ -95,6 +99,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     json: values.json,
     timeoutS: integer('timeout', values.timeout, 10, 1, LIMITS.timeoutS),
     serviceRoot: values['service-root'],
+    traceSql: Boolean(values['trace-sql']),
   };
 }
 

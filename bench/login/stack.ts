@@ -39,6 +39,8 @@ export interface StackOptions {
   cpuProfileDir: string | undefined;
   /** The checkout whose `src/cli.ts` runs; this one by default. */
   serviceRoot: string | undefined;
+  /** Count the service's statements (bench/login/trace-sql.ts). */
+  traceSql: boolean;
   cleanups: Cleanups;
   say: (line: string) => void;
 }
@@ -86,6 +88,8 @@ export interface BenchStack {
   startService(): Promise<void>;
   /** The database, for seeding between a stop and a start. */
   withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T>;
+  /** With `traceSql`: the statements sent since the last call, by statement. */
+  takeSqlCounts: (() => Promise<Map<string, number>>) | undefined;
   serviceLog: string;
 }
 
@@ -270,11 +274,30 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
   );
 
   const logPath = join(dir, 'service.log');
+  const tracePath = join(dir, 'sql-trace.jsonl');
+  let traceRead = 0;
+  const takeSqlCounts = async () => {
+    for (const pid of child?.pid ? treeOf(child.pid) : []) process.kill(pid, 'SIGUSR2');
+    await sleep(300);
+    let text = '';
+    try {
+      text = readFileSync(tracePath, 'utf8');
+    } catch {
+      // nothing written yet
+    }
+    const counts = new Map<string, number>();
+    for (const line of text.slice(traceRead).split('\n').filter(Boolean)) {
+      for (const [statement, n] of Object.entries((JSON.parse(line) as { counts: Record<string, number> }).counts)) counts.set(statement, (counts.get(statement) ?? 0) + n);
+    }
+    traceRead = text.length;
+    return counts;
+  };
   let child: ChildProcess | undefined;
   const startService = async () => {
     const log = openSync(logPath, 'a');
     const args = [
       ...(options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : []),
+      ...(options.traceSql ? ['--import', join(ROOT, 'bench/login/trace-sql.ts')] : []),
       join(options.serviceRoot ?? ROOT, 'src/cli.ts'),
       'serve',
       '--config',
@@ -282,7 +305,7 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
       ...(options.workers > 1 ? ['--workers', String(options.workers)] : []),
     ];
     const started = performance.now();
-    child = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, NODE_ENV: 'production' } });
+    child = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, NODE_ENV: 'production', WMS_BENCH_SQL_TRACE: tracePath } });
     await waitReady(issuer, child, logPath, 120_000);
     say(`service ready in ${((performance.now() - started) / 1000).toFixed(1)} s (pid ${child.pid}${options.workers > 1 ? `, ${options.workers} workers` : ''})`);
   };
@@ -325,5 +348,6 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
     stopService,
     startService,
     withDatabase,
+    takeSqlCounts: options.traceSql ? takeSqlCounts : undefined,
   };
 }
