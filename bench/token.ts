@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Http } from './login/http.ts';
 import { authorizationRequest, browse, discover, exchangeOnly } from './login/flow.ts';
-import { describeLoad, loadSummary, runLoad } from './login/load.ts';
+import { describeLoad, describeProfiles, loadSummary, runLoad, type LoadResult } from './login/load.ts';
 import { parseOptions, runBenchmark } from './login/options.ts';
 import { startBenchStack } from './login/stack.ts';
 import { eachBounded } from './sync/common.ts';
@@ -78,6 +78,7 @@ runBenchmark(budgetMs, async ({ cleanups, say }) => {
     return stocked && exchangeOnly(provider, stocked.code, verifier, stocked.nonce);
   };
   const results = [];
+  const raw: LoadResult[] = [];
   const text: string[] = [];
   for (const concurrency of options.concurrency) {
     say(`concurrency ${concurrency}: warm-up ${options.warmupS} s, then ${options.durationS} s measured`);
@@ -85,11 +86,14 @@ runBenchmark(budgetMs, async ({ cleanups, say }) => {
     text.push(describeLoad(result, 'exchange'));
     say(`concurrency ${concurrency}: ${(result.ok / result.wallSeconds).toFixed(1)} exchanges/s`);
     results.push(loadSummary(result));
+    raw.push(result);
   }
   const heading = [
     `Token endpoint benchmark (code exchange, ID token verified): ${stack.backend}, ${options.workers} serve process${options.workers > 1 ? 'es' : ''} (pool_max ${options.poolMax}), ${options.accounts.toLocaleString('en')} accounts stored, warm-up ${options.warmupS} s`,
     `Node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end${options.serviceRoot ? `, service from ${options.serviceRoot}` : ''}`,
   ].join('\n');
+  if (stack.warnings.length) text.push(`The service logged ${stack.warnings.length} warnings or errors; the first ones:\n${stack.warnings.slice(0, 10).map((l) => `  ${l.slice(0, 400)}`).join('\n')}`);
+  if (options.cpuProfileDir) text.push(await describeProfiles(stack, options.cpuProfileDir, raw, 'exchange'));
   process.stdout.write(`\n${heading}\n\n${text.join('\n\n')}\n`);
   if (options.json) writeFileSync(options.json, `${JSON.stringify({ benchmark: 'token', backend: stack.backend.split(' ')[0], accounts: options.accounts, workers: options.workers, durationS: options.durationS, loadAverage: loadavg(), results }, null, 2)}\n`);
   return results.some((r) => Object.keys(r.errors).length > 0 || r.ok === 0) ? 1 : 0;

@@ -2,9 +2,12 @@
 // for a warm-up (not counted) and then a measured window. Work still in flight when the window
 // closes is let finish and counted, over the time it took, so nothing is cut off or left out.
 // Between the phases the load pauses briefly, so that PostgreSQL has published its counters.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ms, percentile } from '../sync/common.ts';
 import type { Outcome } from './flow.ts';
+import { analyse, describeBreakdown, type CpuProfile } from './profile.ts';
 import { pgDelta, type BenchStack } from './stack.ts';
 
 export interface LoadOptions {
@@ -31,6 +34,8 @@ export interface LoadResult {
   pg: ReturnType<typeof pgDelta> | undefined;
   /** Statements sent during the measured window (`--trace-sql`). */
   sql: Map<string, number> | undefined;
+  /** The measured window on the monotonic clock, in µs (a CPU profile's timeline). */
+  window: { from: number; to: number };
   /** Stopped early: the work ran out. */
   exhausted: boolean;
 }
@@ -79,11 +84,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       peakRssBytes: 0,
       pg: undefined,
       sql: undefined,
+      window: { from: 0, to: 0 },
       exhausted: false,
     };
     await stack.takeSqlCounts?.();
     const cpuBefore = stack.sampleService().cpuSeconds;
     const pgBefore = await stack.samplePostgres();
+    const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
+    result.window.from = monotonicMicros();
     const { wallMs, exhausted } = await phase(options, options.durationMs, (outcome) => {
       if (!outcome.ok) {
         const seen = result.errors.get(outcome.error);
@@ -101,6 +109,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         result.steps.set(step, list);
       }
     });
+    result.window.to = monotonicMicros();
     result.wallSeconds = wallMs / 1000;
     result.exhausted = exhausted;
     result.cpuSeconds = stack.sampleService().cpuSeconds - cpuBefore;
@@ -172,4 +181,21 @@ export function loadSummary(result: LoadResult) {
       backendCpuMs: (result.pg.backendCpuSeconds * 1000) / n,
     },
   };
+}
+
+/**
+ * With `--cpu-prof`: stops the service so that it writes its profile, and says where the CPU time
+ * of each measured window went.
+ */
+export async function describeProfiles(stack: BenchStack, dir: string, results: LoadResult[], unit: string): Promise<string> {
+  await stack.stopService();
+  const newest = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => ({ f, at: statSync(join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.at - a.at)[0];
+  if (!newest) return `no CPU profile was written to ${dir}`;
+  const profile = JSON.parse(readFileSync(join(dir, newest.f), 'utf8')) as CpuProfile;
+  return results
+    .map((r) => `CPU profile of the service (${join(dir, newest.f)}), concurrency ${r.concurrency}:\n${describeBreakdown(analyse(profile, r.window), r.ok, unit)}`)
+    .join('\n\n');
 }

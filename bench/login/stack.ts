@@ -5,7 +5,7 @@
 // cluster workers included), and PostgreSQL's transactions, tuples and backend CPU for its database.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -90,7 +90,8 @@ export interface BenchStack {
   withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T>;
   /** With `traceSql`: the statements sent since the last call, by statement. */
   takeSqlCounts: (() => Promise<Map<string, number>>) | undefined;
-  serviceLog: string;
+  /** What the service logged at warn or above (and anything not JSON), up to 1000 lines. */
+  warnings: string[];
 }
 
 /** Stores `count` accounts (and their wiki profiles) as earlier sign-ins would have, in batches. */
@@ -185,10 +186,10 @@ function treeOf(pid: number): number[] {
   return all;
 }
 
-async function waitReady(url: string, child: ChildProcess, logPath: string, timeoutMs: number): Promise<void> {
+async function waitReady(url: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`the service exited (${child.exitCode}) while starting; its log:\n${readFileSync(logPath, 'utf8').slice(-3000)}`);
+    if (child.exitCode !== null) throw new Error(`the service exited (${child.exitCode}) while starting; its log:\n${log()}`);
     try {
       const res = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1000) });
       if (res.ok) return;
@@ -197,7 +198,7 @@ async function waitReady(url: string, child: ChildProcess, logPath: string, time
     }
     await sleep(50);
   }
-  throw new Error(`the service was not ready within ${timeoutMs / 1000} s; its log:\n${readFileSync(logPath, 'utf8').slice(-3000)}`);
+  throw new Error(`the service was not ready within ${timeoutMs / 1000} s; its log:\n${log()}`);
 }
 
 export async function startBenchStack(options: StackOptions): Promise<BenchStack> {
@@ -273,7 +274,19 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
     { mode: 0o600 },
   );
 
-  const logPath = join(dir, 'service.log');
+  // The service logs to a pipe, as under systemd or a container runtime, read here: the last lines
+  // are kept for an error message, the warnings and errors for the report. (A file on this disk
+  // would make every request log line a disk write.)
+  const recentLines: string[] = [];
+  const warnings: string[] = [];
+  const readLog = (stream: NodeJS.ReadableStream) =>
+    createInterface({ input: stream }).on('line', (line) => {
+      recentLines.push(line);
+      if (recentLines.length > 200) recentLines.shift();
+      const level = /"level":"(warn|error|fatal)"/.exec(line)?.[1];
+      if (level && warnings.length < 1000) warnings.push(line);
+      else if (!line.startsWith('{') && warnings.length < 1000) warnings.push(line);
+    });
   const tracePath = join(dir, 'sql-trace.jsonl');
   let traceRead = 0;
   const takeSqlCounts = async () => {
@@ -294,7 +307,6 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
   };
   let child: ChildProcess | undefined;
   const startService = async () => {
-    const log = openSync(logPath, 'a');
     const args = [
       ...(options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : []),
       ...(options.traceSql ? ['--import', join(ROOT, 'bench/login/trace-sql.ts')] : []),
@@ -305,8 +317,10 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
       ...(options.workers > 1 ? ['--workers', String(options.workers)] : []),
     ];
     const started = performance.now();
-    child = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, NODE_ENV: 'production', WMS_BENCH_SQL_TRACE: tracePath } });
-    await waitReady(issuer, child, logPath, 120_000);
+    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production', WMS_BENCH_SQL_TRACE: tracePath } });
+    readLog(child.stdout!);
+    readLog(child.stderr!);
+    await waitReady(issuer, child, () => recentLines.slice(-40).join('\n'), 120_000);
     say(`service ready in ${((performance.now() - started) / 1000).toFixed(1)} s (pid ${child.pid}${options.workers > 1 ? `, ${options.workers} workers` : ''})`);
   };
   const stopService = async () => {
@@ -320,7 +334,7 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
     issuer,
     wikiBaseUrl,
     backend: databaseUrl ? `PostgreSQL (${databaseName})` : 'PGlite',
-    serviceLog: logPath,
+    warnings,
     sampleService() {
       const pids = child?.pid ? treeOf(child.pid) : [];
       return { cpuSeconds: pids.reduce((sum, pid) => sum + cpuOf(pid), 0), rssBytes: pids.reduce((sum, pid) => sum + rssOf(pid), 0) };
