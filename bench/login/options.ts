@@ -38,7 +38,7 @@ export const USAGE = `Options (every one bounded; the run is loopback only):
   --cpu-prof DIR        run the service under node --cpu-prof; its profile is written to DIR when it stops
   --json PATH           also write the figures as JSON
   --timeout S           per-request timeout (default 10)
-  --trace-sql           count the service's PostgreSQL statements per unit of work, by statement (node --import bench/login/trace-sql.ts)
+  --trace-sql           count the service's statements per unit of work, by statement (node --import bench/login/trace-sql.ts)
   --service-root DIR    measure the service of another checkout (e.g. an earlier commit) with this driver`;
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
@@ -83,7 +83,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     if (!['127.0.0.1', 'localhost', '::1', '[::1]', ''].includes(host)) throw new Error(`--database-url must be on loopback (the benchmark only runs locally), not ${host}`);
   }
   const workers = integer('workers', values.workers, 1, 1, LIMITS.workers);
-  if (values['trace-sql'] && !databaseUrl) throw new Error('--trace-sql counts PostgreSQL statements: give --database-url or $TEST_DATABASE_URL');
   if (workers > 1 && !databaseUrl) throw new Error('--workers needs PostgreSQL: the embedded database belongs to one process');
   return {
     concurrency,

@@ -1,15 +1,18 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { publishStatement } from './statements.ts';
 import { DatabaseError, type Database, type LeaderLock, type Queryable, type Row } from './types.ts';
 
 function wrap(db: Pick<PGlite, 'query' | 'exec'>): Queryable {
   return {
     async query<R extends Row>(sql: string, params?: readonly unknown[]) {
+      publishStatement('pglite', sql, params);
       const result = await db.query<R>(sql, params as unknown[] | undefined);
       return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
     },
     async exec(sql: string) {
+      publishStatement('pglite', sql, undefined);
       await db.exec(sql);
     },
   };

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { publishStatement } from './statements.ts';
 import { ADVISORY_KEY_SQL, DatabaseError, type Database, type DatabaseOptions, type LeaderLock, type Queryable, type Row } from './types.ts';
 
 const INT8 = 20;
@@ -20,10 +21,12 @@ export function describeUrl(url: string): string {
 function wrap(client: pg.Pool | pg.PoolClient): Queryable {
   return {
     async query<R extends Row>(sql: string, params?: readonly unknown[]) {
+      publishStatement('postgres', sql, params);
       const result = await client.query<R>(sql, params as unknown[] | undefined);
       return { rows: result.rows, rowCount: result.rowCount ?? 0 };
     },
     async exec(sql: string) {
+      publishStatement('postgres', sql, undefined);
       await client.query(sql);
     },
   };
@@ -75,8 +78,10 @@ export async function openPostgres(url: string, options: DatabaseOptions): Promi
       const onError = (error: Error) => void (lost ??= error);
       client.on('error', onError);
       try {
+        publishStatement('postgres', 'BEGIN', undefined);
         await client.query('BEGIN');
         const result = await fn(wrap(client));
+        publishStatement('postgres', 'COMMIT', undefined);
         await client.query('COMMIT');
         return result;
       } catch (error) {
