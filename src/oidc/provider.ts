@@ -61,6 +61,7 @@ export function clientMetadata(client: Config['oidc']['clients'][number]): Clien
 export function createProvider(deps: ProviderDeps): Provider {
   const { config, log, pages } = deps;
   const issuer = new URL(config.http.public_url).origin;
+  const firstParty = new Set(config.oidc.clients.filter((c) => c.skip_consent).map((c) => c.client_id));
 
   const configuration: Configuration = {
     adapter: deps.adapter,
@@ -136,6 +137,22 @@ export function createProvider(deps: ProviderDeps): Provider {
           };
         },
       };
+    },
+    // A first-party relying party (skip_consent) is granted the scopes and claims it asks for
+    // (its client scopes already bound them) without a consent interaction: one interaction per
+    // sign-in instead of two. Everything else is oidc-provider's default.
+    loadExistingGrant: async (ctx) => {
+      const { oidc } = ctx;
+      const clientId = oidc.client!.clientId;
+      const grantId = oidc.result?.consent?.grantId || oidc.session!.grantIdFor(clientId);
+      if (grantId) return oidc.provider.Grant.find(grantId);
+      if (!firstParty.has(clientId) || !oidc.account) return undefined;
+      const grant = new oidc.provider.Grant({ accountId: oidc.account.accountId, clientId });
+      grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
+      const claims = [...oidc.requestParamClaims];
+      if (claims.length > 0) grant.addOIDCClaims(claims);
+      await grant.save();
+      return grant;
     },
     renderError: async (ctx, out, error) => {
       const status = (error as { statusCode?: number }).statusCode ?? 500;
