@@ -39,21 +39,26 @@ export class WikiLoginStore {
 
   /**
    * Claims the sign-in a wiki callback is about, once: the state must exist, belong to this
-   * browser, be unexpired and not have been used by an earlier callback.
+   * browser, be unexpired and not have been used by an earlier callback. One statement when it
+   * succeeds; only a refused claim reads the row again, to say why.
    */
   async claimCallback(state: string, browserKey: string | undefined): Promise<CallbackClaim> {
     const now = this.#clock();
-    const { rows } = await this.#db.query<{ interaction_uid: string; code_verifier: string; browser_hash: string; expires_at: Date; callback_at: Date | null }>(
-      'SELECT interaction_uid, code_verifier, browser_hash, expires_at, callback_at FROM wiki_logins WHERE state = $1',
-      [state],
+    const browserHash = browserKey ? hashBrowserKey(browserKey) : '';
+    const { rows } = await this.#db.query<{ interaction_uid: string; code_verifier: string }>(
+      `UPDATE wiki_logins SET callback_at = $3
+       WHERE state = $1 AND browser_hash = $2 AND expires_at > $3 AND callback_at IS NULL
+       RETURNING interaction_uid, code_verifier`,
+      [state, browserHash, now],
     );
-    const row = rows[0];
+    const claimed = rows[0];
+    if (claimed) return { ok: true, login: { state, interactionUid: claimed.interaction_uid, codeVerifier: claimed.code_verifier } };
+    const { rows: found } = await this.#db.query<{ browser_hash: string; expires_at: Date }>('SELECT browser_hash, expires_at FROM wiki_logins WHERE state = $1', [state]);
+    const row = found[0];
     if (!row) return { ok: false, reason: 'unknown' };
-    if (!browserKey || row.browser_hash !== hashBrowserKey(browserKey)) return { ok: false, reason: 'other_browser' };
+    if (!browserKey || row.browser_hash !== browserHash) return { ok: false, reason: 'other_browser' };
     if (row.expires_at <= now) return { ok: false, reason: 'expired' };
-    const claimed = await this.#db.query('UPDATE wiki_logins SET callback_at = $2 WHERE state = $1 AND callback_at IS NULL', [state, now]);
-    if (claimed.rowCount !== 1) return { ok: false, reason: 'replayed' };
-    return { ok: true, login: { state, interactionUid: row.interaction_uid, codeVerifier: row.code_verifier } };
+    return { ok: false, reason: 'replayed' };
   }
 
   /** The interaction of this browser's most recent unexpired sign-in (a cancel on the wiki comes back without state). */
@@ -65,24 +70,6 @@ export class WikiLoginStore {
       [hashBrowserKey(browserKey), this.#clock()],
     );
     return rows[0]?.interaction_uid;
-  }
-
-  async recordAccount(state: string, account: { wiki: string; centralId: string }): Promise<void> {
-    await this.#db.query('UPDATE wiki_logins SET account_wiki = $2, account_central_id = $3 WHERE state = $1', [state, account.wiki, account.centralId]);
-  }
-
-  /** The account that signed in for this interaction, handed out once. */
-  async takeAccount(interactionUid: string): Promise<{ wiki: string; centralId: string } | undefined> {
-    const { rows } = await this.#db.query<{ account_wiki: string; account_central_id: string }>(
-      `UPDATE wiki_logins SET completed_at = $2
-       WHERE state = (SELECT state FROM wiki_logins WHERE interaction_uid = $1 AND account_central_id IS NOT NULL AND completed_at IS NULL
-                      ORDER BY created_at DESC LIMIT 1)
-         AND completed_at IS NULL
-       RETURNING account_wiki, account_central_id`,
-      [interactionUid, this.#clock()],
-    );
-    const row = rows[0];
-    return row ? { wiki: row.account_wiki, centralId: row.account_central_id } : undefined;
   }
 
   async purgeExpired(): Promise<number> {

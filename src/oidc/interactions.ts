@@ -5,8 +5,9 @@
 //   GET  /interaction/:uid           "Continue with <wiki>" (login) or the consent page; for a
 //                                    first-party app (skip_consent) straight on to the wiki
 //   POST /interaction/:uid/wiki      → the wiki (PKCE; `state` bound to this interaction and browser)
-//   GET  /wiki/callback              ← the wiki; checks state, exchanges the code, applies login rules
-//   GET  /interaction/:uid/complete  finishes the login with the account the callback recorded
+//   GET  /wiki/callback              ← the wiki; checks state, exchanges the code, applies login
+//                                    rules, and finishes the login: the browser goes straight back
+//                                    to the provider's resume URL (its resume cookie binds it there)
 //   POST /interaction/:uid/consent   grants the requested scopes
 //   POST /interaction/:uid/abort     ends the sign-in; the app gets the OAuth error
 import { randomBytes } from 'node:crypto';
@@ -238,9 +239,11 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
       return;
     }
     const { login } = claim;
-    let outcome;
+    // The interaction this sign-in finishes; gone when the person took longer than oidc.ttl.interaction.
+    const pending = await provider.Interaction.find(login.interactionUid);
+    let outcome: { centralId: string } | { problem: Problem };
     try {
-      outcome = await signIn(ctx, login.state, login.codeVerifier);
+      outcome = pending ? await signIn(ctx, login.state, login.codeVerifier) : { problem: { kind: 'session_invalid' } };
     } catch (error) {
       outcome = { problem: unexpected(error, login.interactionUid) };
     }
@@ -250,8 +253,15 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
       await refuse(ctx, login.interactionUid, outcome.problem);
       return;
     }
+    // The login becomes the interaction's result, as interactionResult() would record it, and the
+    // browser goes straight back to the authorization. The callback's claim (this state, in the
+    // browser holding its binding cookie) vouches for the browser here, where the interaction
+    // cookie is not sent (its path is /interaction/<uid>); the resume cookie still binds the
+    // authorization to the browser that started it.
+    pending!.result = { login: { accountId: outcome.centralId } };
+    await pending!.save(Math.max(1, pending!.exp - Math.floor(deps.clock().getTime() / 1000)));
     ctx.status = 303;
-    ctx.redirect(`/interaction/${login.interactionUid}/complete`);
+    ctx.redirect(pending!.returnTo);
   });
 
   /** Exchanges the wiki's code, applies the login rules, and records the account: or says why not. */
@@ -286,21 +296,9 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     if (known && (await deps.endedSessions.ended(matrixIdsOf(known, deps.config.matrix.server_name)))) return { problem: { kind: 'sanctioned' } };
     const account = await deps.accounts.upsertOnLogin({ wiki: deps.wikiId, centralId: profile.centralId, username: profile.username });
     await deps.profiles.save(deps.wikiId, profile, deps.clock());
-    await logins.recordAccount(state, { wiki: deps.wikiId, centralId: account.centralId });
     log.info({ localpart: account.localpart }, 'signed in');
     return { centralId: account.centralId };
   }
-
-  router.get('/interaction/:uid/complete', async (ctx) => {
-    const details = await interaction(ctx);
-    if (!details) return;
-    const account = await logins.takeAccount(details.uid);
-    if (!account) {
-      pages.send(ctx, 'error', { problem: { kind: 'session_invalid' }, requestId: ctx.state.requestId });
-      return;
-    }
-    await finish(ctx, { login: { accountId: account.centralId } });
-  });
 
   router.post('/interaction/:uid/consent', async (ctx) => {
     const details = await interaction(ctx);

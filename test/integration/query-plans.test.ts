@@ -60,13 +60,15 @@ for (const backend of backends()) {
       const logins = new WikiLoginStore(seen, now);
       await logins.start({ state: 'state-1', interactionUid: 'interaction-1', codeVerifier: 'v'.repeat(43), browserKey: 'browser-1', expiresAt: new Date('2030-01-01T00:10:00Z') });
       await logins.claimCallback('state-1', 'browser-1');
+      // A replayed callback: the claim is refused, and the row read again to say why.
+      await logins.claimCallback('state-1', 'browser-1');
       await logins.latestInteractionOf('browser-1');
       const accounts = new PostgresAccountRepository(seen, { clock: now, localparts: new LocalpartPolicy({ serverName: 'example.org' }) });
       await accounts.upsertOnLogin({ wiki: 'wiki.example', centralId: '42', username: 'Ярослава' });
       await accounts.upsertOnLogin({ wiki: 'wiki.example', centralId: '42', username: 'Ярослава' });
       await new WikiProfileStore(seen).save('wiki.example', { centralId: '42', username: 'Ярослава', editCount: 1, registered: null, groups: [], blocked: false, emailVerified: false } as never, now());
-      await logins.recordAccount('state-1', { wiki: 'wiki.example', centralId: '42' });
-      await logins.takeAccount('interaction-1');
+      await interactions.find('interaction-1');
+      await interactions.upsert('interaction-1', { uid: 'interaction-1', result: { login: { accountId: '42' } } } as never, 600);
       await accounts.findByCentralId('wiki.example', '42');
       await new WikiProfileStore(seen).find('wiki.example', '42');
       await sessions.upsert('session-1', { uid: 'session-uid-1', accountId: 'wiki.example:42' } as never, 3600);
