@@ -86,6 +86,63 @@ export interface StoredProfile {
   fetchedAt: Date;
 }
 
+/** What a token or the userinfo endpoint needs to know about an account, read in one statement. */
+export interface AccountClaims {
+  username: string;
+  localpart: string;
+  /** Undefined when the account has no stored wiki profile (an account older than profiles). */
+  profile: StoredProfile | undefined;
+  /**
+   * Whether moderation ended this person's sessions (`moderation.sessions`: a `session_end` record,
+   * kept while the wiki sanction lasts): such a person gets no token and may not sign in again.
+   */
+  sessionsEnded: boolean;
+}
+
+/**
+ * The account, its wiki profile and whether its sessions were ended, in one round trip: the
+ * provider asks for an account at the authorization, the code exchange and userinfo, and for its
+ * claims at the last two.
+ */
+export class AccountClaimsStore {
+  readonly #db: Queryable;
+  readonly #serverName: string;
+
+  /** `serverName`: the homeserver's, for the Matrix ID the service proposed (`matrixIdsOf`). */
+  constructor(db: Queryable, serverName: string) {
+    this.#db = db;
+    this.#serverName = serverName;
+  }
+
+  async find(wiki: string, centralId: string): Promise<AccountClaims | undefined> {
+    const { rows } = await this.#db.query<{
+      username: string;
+      localpart: string;
+      edit_count: number | null;
+      registered: Date | null;
+      groups: string[] | null;
+      email: string | null;
+      fetched_at: Date | null;
+      sessions_ended: boolean;
+    }>(
+      // The Matrix IDs are matrixIdsOf's: the one the homeserver reported, and the proposed one.
+      `SELECT a.username, a.localpart, p.edit_count, p.registered, p.groups, p.email, p.fetched_at,
+         EXISTS (SELECT 1 FROM moderation_records m WHERE m.kind = 'session_end' AND m.room_id = ''
+                 AND m.key IN (a.matrix_user_id, '@' || a.localpart || ':' || $3)) AS sessions_ended
+       FROM accounts a LEFT JOIN wiki_profiles p ON p.wiki = a.wiki AND p.central_id = a.central_id
+       WHERE a.wiki = $1 AND a.central_id = $2`,
+      [wiki, centralId, this.#serverName],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    const profile =
+      row.fetched_at === null
+        ? undefined
+        : { editCount: row.edit_count!, registered: row.registered, groups: row.groups!, email: row.email ?? undefined, fetchedAt: row.fetched_at };
+    return { username: row.username, localpart: row.localpart, profile, sessionsEnded: row.sessions_ended };
+  }
+}
+
 export class WikiProfileStore {
   readonly #db: Queryable;
 
@@ -110,23 +167,5 @@ export class WikiProfileStore {
     );
     const row = rows[0];
     return row && { editCount: row.edit_count, registered: row.registered, groups: row.groups, email: row.email ?? undefined, fetchedAt: row.fetched_at };
-  }
-}
-
-/**
- * Whose sessions moderation ended (`moderation.sessions`: a `session_end` record, kept while the
- * wiki sanction lasts): such a person gets no token from a refresh, userinfo or code exchange.
- */
-export class EndedSessionStore {
-  readonly #db: Queryable;
-
-  constructor(db: Queryable) {
-    this.#db = db;
-  }
-
-  async ended(userIds: readonly string[]): Promise<boolean> {
-    if (userIds.length === 0) return false;
-    const { rows } = await this.#db.query("SELECT 1 FROM moderation_records WHERE kind = 'session_end' AND room_id = '' AND key = ANY($1) LIMIT 1", [userIds]);
-    return rows.length > 0;
   }
 }

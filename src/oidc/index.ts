@@ -5,7 +5,7 @@ import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
 import type { Logger } from '../log.ts';
-import { EndedSessionStore, WikiLoginStore, WikiProfileStore } from '../login/store.ts';
+import { AccountClaimsStore, WikiLoginStore, WikiProfileStore } from '../login/store.ts';
 import { staticAssets } from '../views/index.ts';
 import { WikiOAuthClient } from '../wiki/oauth.ts';
 import { adapterFactory, startPurgeJob } from './adapter.ts';
@@ -55,8 +55,8 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
   const actionApi = w.client_id ? actionApiClient(config, log, fetchImpl) : undefined;
   if (!wiki) log.warn('wiki.client_id is not set: people cannot sign in until the wiki OAuth consumer is configured');
 
-  const endedSessions = new EndedSessionStore(db);
-  const provider = createProvider({ config, wikiId, adapter: adapterFactory(db, clock), jwks, accounts, profiles, endedSessions, pages, log });
+  const claims = new AccountClaimsStore(db, config.matrix.server_name);
+  const provider = createProvider({ config, wikiId, adapter: adapterFactory(db, clock), jwks, claims, pages, log });
   const callback = provider.callback();
   const guard = createGuards(config);
   const purge = startPurgeJob(db, { intervalMs: 10 * 60_000, log, clock });
@@ -66,7 +66,7 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
   return {
     middleware: [staticAssets()],
     routes(router) {
-      mountInteractions(router, { provider, config, wikiId, wiki, actionApi, logins, accounts, profiles, endedSessions, pages, clock, log });
+      mountInteractions(router, { provider, config, wikiId, wiki, actionApi, logins, accounts, profiles, claims, pages, clock, log });
     },
     fallback: async (ctx) => {
       const { req, answered } = await guard(ctx);

@@ -16,10 +16,10 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { Config } from '../config/load.ts';
-import { matrixIdsOf, type AccountRepository } from '../identity/accounts.ts';
+import type { AccountRepository } from '../identity/accounts.ts';
 import type { Logger } from '../log.ts';
 import { loginProblem } from '../login/policy.ts';
-import type { EndedSessionStore, WikiLoginStore, WikiProfileStore } from '../login/store.ts';
+import type { AccountClaimsStore, WikiLoginStore, WikiProfileStore } from '../login/store.ts';
 import { PROBLEM_KINDS, problemInfo, type Problem, type ProblemKind } from '../views/index.ts';
 import { WikiApiError, type ActionApiClient } from '../wiki/action-api.ts';
 import { WikiOAuthError, type WikiOAuthClient } from '../wiki/oauth.ts';
@@ -40,8 +40,8 @@ export interface InteractionDeps {
   logins: WikiLoginStore;
   accounts: AccountRepository;
   profiles: WikiProfileStore;
-  /** Whose sessions moderation ended for a sanction still in force: they may not sign in again. */
-  endedSessions: EndedSessionStore;
+  /** Accounts, and whether moderation ended their sessions for a sanction still in force: they may not sign in again. */
+  claims: AccountClaimsStore;
   pages: Pages;
   clock: () => Date;
   log: Logger;
@@ -292,8 +292,8 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     if (profile.hidden) return { problem: { kind: 'account_hidden' } };
     // The wiki refuses locked accounts itself; this holds for every sanction that ended sessions,
     // and for the time a wiki lets an account through that moderation already saw sanctioned.
-    const known = await deps.accounts.findByCentralId(deps.wikiId, profile.centralId);
-    if (known && (await deps.endedSessions.ended(matrixIdsOf(known, deps.config.matrix.server_name)))) return { problem: { kind: 'sanctioned' } };
+    const known = await deps.claims.find(deps.wikiId, profile.centralId);
+    if (known?.sessionsEnded) return { problem: { kind: 'sanctioned' } };
     const account = await deps.accounts.upsertOnLogin({ wiki: deps.wikiId, centralId: profile.centralId, username: profile.username });
     await deps.profiles.save(deps.wikiId, profile, deps.clock());
     log.info({ localpart: account.localpart }, 'signed in');
