@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { publishStatement } from './statements.ts';
 import { ADVISORY_KEY_SQL, DatabaseError, type Database, type DatabaseOptions, type LeaderLock, type Queryable, type Row } from './types.ts';
@@ -18,11 +19,47 @@ export function describeUrl(url: string): string {
   }
 }
 
-function wrap(client: pg.Pool | pg.PoolClient): Queryable {
+/**
+ * Parameterised statements are prepared once per connection, under a name derived from their
+ * text: PostgreSQL then skips parsing and planning them again, and each one is a shorter message.
+ * The service has a few dozen distinct statements; past MAX_PREPARED (SQL built at run time would
+ * be the cause) statements are sent unnamed.
+ */
+const MAX_PREPARED = 500;
+const prepared = new Map<string, string | null>();
+/** A prepared statement whose result columns changed under it (a migration by a newer process): 0A000. */
+const CACHED_PLAN_CHANGED = '0A000';
+
+function statementName(sql: string): string | undefined {
+  let name = prepared.get(sql);
+  if (name === undefined) {
+    if (prepared.size >= MAX_PREPARED) return undefined;
+    name = `wms_${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
+    prepared.set(sql, name);
+  }
+  return name ?? undefined;
+}
+
+async function run<R extends Row>(client: pg.Pool | pg.PoolClient, sql: string, params: readonly unknown[] | undefined, inTransaction: boolean) {
+  publishStatement('postgres', sql, params);
+  const values = params as unknown[] | undefined;
+  const name = values && values.length > 0 ? statementName(sql) : undefined;
+  try {
+    return await client.query<R>(name ? { name, text: sql, values } : { text: sql, values });
+  } catch (error) {
+    // `SELECT *` prepared before a migration added a column: never prepare it again, and retry
+    // once unnamed where that is possible (not inside a transaction, which the error aborted).
+    if (!name || (error as { code?: string }).code !== CACHED_PLAN_CHANGED) throw error;
+    prepared.set(sql, null);
+    if (inTransaction) throw error;
+    return client.query<R>({ text: sql, values });
+  }
+}
+
+function wrap(client: pg.Pool | pg.PoolClient, inTransaction: boolean): Queryable {
   return {
     async query<R extends Row>(sql: string, params?: readonly unknown[]) {
-      publishStatement('postgres', sql, params);
-      const result = await client.query<R>(sql, params as unknown[] | undefined);
+      const result = await run<R>(client, sql, params, inTransaction);
       return { rows: result.rows, rowCount: result.rowCount ?? 0 };
     },
     async exec(sql: string) {
@@ -63,7 +100,7 @@ export async function openPostgres(url: string, options: DatabaseOptions): Promi
     throw new DatabaseError(`cannot connect to ${description}: ${(error as Error).message || (error as NodeJS.ErrnoException).code}`, { cause: error });
   }
 
-  const base = wrap(pool);
+  const base = wrap(pool, false);
   return {
     kind: 'postgres',
     description,
@@ -80,7 +117,7 @@ export async function openPostgres(url: string, options: DatabaseOptions): Promi
       try {
         publishStatement('postgres', 'BEGIN', undefined);
         await client.query('BEGIN');
-        const result = await fn(wrap(client));
+        const result = await fn(wrap(client, true));
         publishStatement('postgres', 'COMMIT', undefined);
         await client.query('COMMIT');
         return result;
