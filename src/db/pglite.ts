@@ -4,6 +4,8 @@ import { PGlite } from '@electric-sql/pglite';
 import { publishStatement } from './statements.ts';
 import { DatabaseError, type Database, type LeaderLock, type Queryable, type Row } from './types.ts';
 
+// Units of work (unit-of-work.ts) are not taken up here: PGlite is one connection for every
+// request, so statements run as they come, each committing on its own.
 function wrap(db: Pick<PGlite, 'query' | 'exec'>): Queryable {
   return {
     async query<R extends Row>(sql: string, params?: readonly unknown[]) {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { publishStatement } from './statements.ts';
 import { ADVISORY_KEY_SQL, DatabaseError, type Database, type DatabaseOptions, type LeaderLock, type Queryable, type Row } from './types.ts';
+import { currentUnitOfWork, type UnitSession } from './unit-of-work.ts';
 
 const INT8 = 20;
 // Ids and counters fit in a double; returning numbers keeps both backends alike (PGlite does the same).
@@ -69,6 +70,60 @@ function wrap(client: pg.Pool | pg.PoolClient, inTransaction: boolean): Queryabl
   };
 }
 
+interface PooledSession extends UnitSession {
+  tx: Queryable;
+  savepoints: number;
+}
+
+/**
+ * A transaction on a connection of its own. A checked-out client has no listener of the pool's:
+ * losing the connection mid-transaction (the server restarting) would be an unhandled 'error'
+ * event, ending the process. Here the transaction fails instead, and the broken client is dropped,
+ * not handed out again.
+ */
+async function begin(pool: pg.Pool): Promise<PooledSession> {
+  const client = await pool.connect();
+  let lost: Error | undefined;
+  const onError = (error: Error) => void (lost ??= error);
+  client.on('error', onError);
+  const release = () => {
+    client.removeListener('error', onError);
+    client.release(lost);
+  };
+  try {
+    publishStatement('postgres', 'BEGIN', undefined);
+    await client.query('BEGIN');
+  } catch (error) {
+    lost ??= error as Error;
+    release();
+    throw error;
+  }
+  return {
+    tx: wrap(client, true),
+    savepoints: 0,
+    async commit() {
+      try {
+        publishStatement('postgres', 'COMMIT', undefined);
+        await client.query('COMMIT');
+      } catch (error) {
+        lost ??= error as Error;
+        throw error;
+      } finally {
+        release();
+      }
+    },
+    async rollback() {
+      try {
+        await client.query('ROLLBACK');
+      } catch (error) {
+        lost ??= error as Error;
+      } finally {
+        release();
+      }
+    },
+  };
+}
+
 const IDLE_IN_TRANSACTION_MS = 60_000;
 /** Idle 30 s, then a probe every 10 s; 3 unanswered probes end the session (ignored over unix sockets). */
 const SERVER_KEEPALIVES = '-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3';
@@ -101,33 +156,45 @@ export async function openPostgres(url: string, options: DatabaseOptions): Promi
   }
 
   const base = wrap(pool, false);
+  // Inside a unit of work (a step of the sign-in flow), statements go to the unit's transaction.
+  const unitSession = () => currentUnitOfWork()?.session(() => begin(pool));
   return {
     kind: 'postgres',
     description,
-    query: base.query,
-    exec: base.exec,
+    async query(sql, params) {
+      const session = unitSession();
+      return session ? (await session).tx.query(sql, params) : base.query(sql, params);
+    },
+    async exec(sql) {
+      const session = unitSession();
+      return session ? (await session).tx.exec(sql) : base.exec(sql);
+    },
     async transaction(fn) {
-      const client = await pool.connect();
-      // A checked-out client has no listener of the pool's: losing the connection mid-transaction
-      // (the server restarting) would be an unhandled 'error' event, ending the process. Here the
-      // transaction fails instead, and the broken client is dropped, not handed out again.
-      let lost: Error | undefined;
-      const onError = (error: Error) => void (lost ??= error);
-      client.on('error', onError);
-      try {
-        publishStatement('postgres', 'BEGIN', undefined);
-        await client.query('BEGIN');
-        const result = await fn(wrap(client, true));
-        publishStatement('postgres', 'COMMIT', undefined);
-        await client.query('COMMIT');
-        return result;
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      } finally {
-        client.removeListener('error', onError);
-        client.release(lost);
+      const inUnit = unitSession();
+      if (inUnit) {
+        // Part of the unit's transaction: a savepoint gives it its own rollback.
+        const session = await inUnit;
+        const savepoint = `wms_sp_${++session.savepoints}`;
+        await session.tx.exec(`SAVEPOINT ${savepoint}`);
+        try {
+          const result = await fn(session.tx);
+          await session.tx.exec(`RELEASE SAVEPOINT ${savepoint}`);
+          return result;
+        } catch (error) {
+          await session.tx.exec(`ROLLBACK TO SAVEPOINT ${savepoint}`).catch(() => {});
+          throw error;
+        }
       }
+      const session = await begin(pool);
+      let result;
+      try {
+        result = await fn(session.tx);
+      } catch (error) {
+        await session.rollback();
+        throw error;
+      }
+      await session.commit();
+      return result;
     },
     leaderLock(name) {
       return postgresLeaderLock(pool, name);

@@ -13,6 +13,7 @@ import { mountInteractions } from './interactions.ts';
 import { SigningKeyStore } from './keys.ts';
 import { createPages } from './pages.ts';
 import { createGuards } from './guards.ts';
+import { stepTransactions } from './steps.ts';
 import { createProvider } from './provider.ts';
 
 export interface OidcDeps {
@@ -25,7 +26,7 @@ export interface OidcDeps {
 }
 
 export interface Oidc {
-  /** Served before the routes: the pages' stylesheet. */
+  /** Served before the routes: the pages' stylesheet, and one transaction per step of the sign-in. */
   middleware: Middleware[];
   routes(router: Router): void;
   /** oidc-provider's own endpoints: discovery, authorization, token, userinfo, JWKS, logout… */
@@ -64,7 +65,7 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
   purgeLogins.unref();
 
   return {
-    middleware: [staticAssets()],
+    middleware: [staticAssets(), stepTransactions(log)],
     routes(router) {
       mountInteractions(router, { provider, config, wikiId, wiki, actionApi, logins, accounts, profiles, claims, pages, clock, log });
     },

@@ -16,6 +16,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { Config } from '../config/load.ts';
+import { commitUnitOfWork } from '../db/unit-of-work.ts';
 import type { AccountRepository } from '../identity/accounts.ts';
 import type { Logger } from '../log.ts';
 import { loginProblem } from '../login/policy.ts';
@@ -241,6 +242,8 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     const { login } = claim;
     // The interaction this sign-in finishes; gone when the person took longer than oidc.ttl.interaction.
     const pending = await provider.Interaction.find(login.interactionUid);
+    // The claim is committed before the wiki is asked: no connection waits in a transaction on it.
+    await commitUnitOfWork();
     let outcome: { centralId: string } | { problem: Problem };
     try {
       outcome = pending ? await signIn(ctx, login.state, login.codeVerifier) : { problem: { kind: 'session_invalid' } };
