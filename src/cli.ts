@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The one executable: `wiki-matrix-sso <command>`. Commands print their results to stdout; the
 // long-running ones (serve, worker) log JSON through pino instead.
+import cluster from 'node:cluster';
 import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import YAML from 'yaml';
-import { startService } from './commands/serve.ts';
+import { startCluster, startService, stopMessage } from './commands/serve.ts';
 import { openMigratedDatabase, shutdownSignal } from './commands/common.ts';
 import { startWorker } from './commands/worker.ts';
 import { configJsonSchema, renderSample } from './config/generate.ts';
@@ -50,15 +51,28 @@ function loggerFor(config: Config): Logger {
 const commands: Record<string, Command> = {
   serve: {
     summary: 'Run the OpenID Connect provider and web pages.',
-    usage: `wiki-matrix-sso serve [--config PATH]\n\n${CONFIG_HELP}`,
-    options: configOption,
+    usage: `wiki-matrix-sso serve [--workers N] [--config PATH]\n\n  -w, --workers N     run N processes sharing the port (node:cluster; PostgreSQL only), default 1\n${CONFIG_HELP}`,
+    options: { ...configOption, workers: { type: 'string', short: 'w' } },
     async run(values) {
+      const workers = Number(values.workers ?? 1);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError(`--workers takes a whole number from 1 to 64, not "${values.workers}"`);
       const config = load(values);
-      const log = loggerFor(config);
+      if (workers > 1 && !config.database.url) throw new UsageError('--workers needs PostgreSQL (database.url): the embedded database can be opened by one process only');
+      let log = loggerFor(config);
+      if (cluster.isWorker) {
+        // One of `serve --workers N`: the primary logged the configuration and stops it by message.
+        log = log.child({ worker: cluster.worker!.id });
+        const stopRequested = Promise.race([shutdownSignal(log), stopMessage()]);
+        const service = await startService(config, log, { clusterWorker: true });
+        await stopRequested;
+        await service.stop();
+        cluster.worker!.disconnect();
+        return 0;
+      }
       log.info({ config: redact(config) }, 'effective configuration');
       // Listening for signals before starting: a stop asked for during start-up waits for it, then stops.
       const stopRequested = shutdownSignal(log);
-      const service = await startService(config, log);
+      const service = workers > 1 ? await startCluster(config, log, workers) : await startService(config, log);
       await stopRequested;
       await service.stop();
       return 0;
