@@ -30,6 +30,8 @@ export interface LoadResult {
   serviceRequests: number;
   wikiRequests: number;
   cpuSeconds: number;
+  driverCpuSeconds: number;
+  wikiCpuSeconds: number;
   peakRssBytes: number;
   pg: ReturnType<typeof pgDelta> | undefined;
   /** Statements sent during the measured window (`--trace-sql`). */
@@ -81,6 +83,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       serviceRequests: 0,
       wikiRequests: 0,
       cpuSeconds: 0,
+      driverCpuSeconds: 0,
+      wikiCpuSeconds: 0,
       peakRssBytes: 0,
       pg: undefined,
       sql: undefined,
@@ -89,6 +93,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     };
     await stack.takeSqlCounts?.();
     const cpuBefore = stack.sampleService().cpuSeconds;
+    const restBefore = stack.sampleRest();
     const pgBefore = await stack.samplePostgres();
     const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
     result.window.from = monotonicMicros();
@@ -113,6 +118,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     result.wallSeconds = wallMs / 1000;
     result.exhausted = exhausted;
     result.cpuSeconds = stack.sampleService().cpuSeconds - cpuBefore;
+    const restAfter = stack.sampleRest();
+    result.driverCpuSeconds = restAfter.driverCpuSeconds - restBefore.driverCpuSeconds;
+    result.wikiCpuSeconds = restAfter.wikiCpuSeconds - restBefore.wikiCpuSeconds;
     result.sql = await stack.takeSqlCounts?.();
     await sleep(PUBLISH_PAUSE_MS);
     const pgAfter = await stack.samplePostgres();
@@ -141,8 +149,10 @@ export function describeLoad(result: LoadResult, unit: string): string {
   if (unit === 'login') lines.push(`  browser requests per login: ${per(result.serviceRequests + result.wikiRequests)} (service ${per(result.serviceRequests)}, wiki ${per(result.wikiRequests)}; code exchange and userinfo included)`);
   for (const [kind, { count, detail }] of result.errors) lines.push(`  error ${kind}: ${count}× (${detail.replace(/\s+/g, ' ').slice(0, 160)})`);
   lines.push(`  service: ${per(result.cpuSeconds * 1000)} ms CPU per ${unit} (${fixed(result.cpuSeconds / result.wallSeconds, 2)} cores busy), peak RSS ${(result.peakRssBytes / 1024 / 1024).toFixed(0)} MiB`);
+  lines.push(`  beside it on the machine: the load driver ${per(result.driverCpuSeconds * 1000)} ms CPU per ${unit}, the wiki double ${per(result.wikiCpuSeconds * 1000)} ms`);
   if (result.pg) {
     const pg = result.pg;
+    if (pg.seqTuples.size > 0) lines.push(`  PostgreSQL rows read by sequential scans per ${unit}: ${[...pg.seqTuples].map(([table, rows]) => `${table} ${per(rows)}`).join(', ')}`);
     lines.push(
       `  PostgreSQL per ${unit}: ${per(pg.transactions)} transactions, ${per(pg.tuplesReturned)} tuples returned + ${per(pg.tuplesFetched)} fetched (read), ${per(pg.tuplesWritten)} written, ${per(pg.blocksRead, 2)} blocks from disk; backends ${per(pg.backendCpuSeconds * 1000)} ms CPU`,
     );
@@ -171,6 +181,8 @@ export function loadSummary(result: LoadResult) {
     steps: stepSummary,
     requestsPerUnit: (result.serviceRequests + result.wikiRequests) / n,
     cpuMsPerUnit: (result.cpuSeconds * 1000) / n,
+    driverCpuMsPerUnit: (result.driverCpuSeconds * 1000) / n,
+    wikiCpuMsPerUnit: (result.wikiCpuSeconds * 1000) / n,
     peakRssMiB: result.peakRssBytes / 1024 / 1024,
     statements: result.sql && Object.fromEntries([...result.sql].map(([statement, count]) => [statement, count / n])),
     pg: result.pg && {
@@ -179,6 +191,7 @@ export function loadSummary(result: LoadResult) {
       tuplesReturned: result.pg.tuplesReturned / n,
       tuplesFetched: result.pg.tuplesFetched / n,
       backendCpuMs: (result.pg.backendCpuSeconds * 1000) / n,
+      seqScanRows: Object.fromEntries([...result.pg.seqTuples].map(([table, rows]) => [table, rows / n])),
     },
   };
 }

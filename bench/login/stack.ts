@@ -59,13 +59,21 @@ export interface PgSample {
   blocksRead: number;
   /** CPU seconds of each backend serving the service's database, by pid. */
   backendCpu: Map<number, number>;
+  /** Rows read by sequential scans, by table. */
+  seqTuples: Map<string, number>;
 }
 
 /** What happened between two samples; a backend seen only in the second started in between. */
 export function pgDelta(before: PgSample, after: PgSample) {
   let backendCpuSeconds = 0;
   for (const [pid, seconds] of after.backendCpu) backendCpuSeconds += seconds - (before.backendCpu.get(pid) ?? 0);
+  const seqTuples = new Map<string, number>();
+  for (const [table, rows] of after.seqTuples) {
+    const read = rows - (before.seqTuples.get(table) ?? 0);
+    if (read > 0) seqTuples.set(table, read);
+  }
   return {
+    seqTuples,
     transactions: after.transactions - before.transactions,
     tuplesReturned: after.tuplesReturned - before.tuplesReturned,
     tuplesFetched: after.tuplesFetched - before.tuplesFetched,
@@ -81,6 +89,8 @@ export interface BenchStack {
   backend: string;
   /** The service's processes (its primary and workers) now. */
   sampleService(): ProcessSample;
+  /** CPU seconds of the load driver (this process) and of the wiki double, which share the machine with the service. */
+  sampleRest(): { driverCpuSeconds: number; wikiCpuSeconds: number };
   /** PostgreSQL's counters for the service's database; undefined on PGlite. */
   samplePostgres(): Promise<PgSample | undefined>;
   /** Stops the service (and starts it again with `restart`), keeping the database. */
@@ -129,7 +139,7 @@ async function seedAccounts(db: Database, count: number): Promise<void> {
   await db.query('ANALYZE wiki_profiles');
 }
 
-async function startWikiProcess(redirectUri: string, users: number, cleanups: Cleanups): Promise<string> {
+async function startWikiProcess(redirectUri: string, users: number, cleanups: Cleanups): Promise<{ baseUrl: string; pid: number }> {
   const child = spawn(process.execPath, [join(ROOT, 'bench/login/wiki.ts'), redirectUri, String(users)], { stdio: ['pipe', 'pipe', 'inherit'] });
   cleanups.add(() => stopChild(child, 5000));
   const line = await new Promise<string>((resolve, reject) => {
@@ -137,7 +147,7 @@ async function startWikiProcess(redirectUri: string, users: number, cleanups: Cl
     lines.once('line', resolve);
     child.once('exit', (code) => reject(new Error(`the wiki double exited (${code}) before listening`)));
   });
-  return (JSON.parse(line) as { baseUrl: string }).baseUrl;
+  return { baseUrl: (JSON.parse(line) as { baseUrl: string }).baseUrl, pid: child.pid! };
 }
 
 function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
@@ -242,7 +252,7 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
 
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
-  const wikiBaseUrl = await startWikiProcess(`${issuer}/wiki/callback`, options.users, cleanups);
+  const { baseUrl: wikiBaseUrl, pid: wikiPid } = await startWikiProcess(`${issuer}/wiki/callback`, options.users, cleanups);
 
   const configPath = join(dir, 'config.yaml');
   writeFileSync(
@@ -339,6 +349,10 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
       const pids = child?.pid ? treeOf(child.pid) : [];
       return { cpuSeconds: pids.reduce((sum, pid) => sum + cpuOf(pid), 0), rssBytes: pids.reduce((sum, pid) => sum + rssOf(pid), 0) };
     },
+    sampleRest() {
+      const { user, system } = process.cpuUsage();
+      return { driverCpuSeconds: (user + system) / 1e6, wikiCpuSeconds: cpuOf(wikiPid) };
+    },
     async samplePostgres() {
       if (!monitor) return undefined;
       // Backends publish their counters when idle, at most once a second.
@@ -349,6 +363,8 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
         [databaseName],
       );
       const backends = await monitor.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [databaseName]);
+      // pg_stat_user_tables is per database: ask the service's own.
+      const tables = await withDatabase((db) => db.query<{ relname: string; seq_tup_read: string }>('SELECT relname, seq_tup_read FROM pg_stat_user_tables'));
       const row = rows[0]!;
       return {
         transactions: Number(row.transactions),
@@ -357,6 +373,7 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
         tuplesWritten: Number(row.written),
         blocksRead: Number(row.blks_read),
         backendCpu: new Map(backends.rows.map(({ pid }) => [pid, cpuOf(pid)])),
+        seqTuples: new Map(tables.rows.map((t) => [t.relname, Number(t.seq_tup_read)])),
       };
     },
     stopService,
