@@ -30,6 +30,7 @@ export interface LoadResult {
   serviceRequests: number;
   wikiRequests: number;
   cpuSeconds: number;
+  writeCalls: number;
   driverCpuSeconds: number;
   wikiCpuSeconds: number;
   peakRssBytes: number;
@@ -83,6 +84,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       serviceRequests: 0,
       wikiRequests: 0,
       cpuSeconds: 0,
+      writeCalls: 0,
       driverCpuSeconds: 0,
       wikiCpuSeconds: 0,
       peakRssBytes: 0,
@@ -92,7 +94,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       exhausted: false,
     };
     await stack.takeSqlCounts?.();
-    const cpuBefore = stack.sampleService().cpuSeconds;
+    const { cpuSeconds: cpuBefore, writeCalls: writesBefore } = stack.sampleService();
     const restBefore = stack.sampleRest();
     const pgBefore = await stack.samplePostgres();
     const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
@@ -117,7 +119,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     result.window.to = monotonicMicros();
     result.wallSeconds = wallMs / 1000;
     result.exhausted = exhausted;
-    result.cpuSeconds = stack.sampleService().cpuSeconds - cpuBefore;
+    const serviceAfter = stack.sampleService();
+    result.cpuSeconds = serviceAfter.cpuSeconds - cpuBefore;
+    result.writeCalls = serviceAfter.writeCalls - writesBefore;
     const restAfter = stack.sampleRest();
     result.driverCpuSeconds = restAfter.driverCpuSeconds - restBefore.driverCpuSeconds;
     result.wikiCpuSeconds = restAfter.wikiCpuSeconds - restBefore.wikiCpuSeconds;
@@ -148,7 +152,7 @@ export function describeLoad(result: LoadResult, unit: string): string {
   ];
   if (unit === 'login') lines.push(`  browser requests per login: ${per(result.serviceRequests + result.wikiRequests)} (service ${per(result.serviceRequests)}, wiki ${per(result.wikiRequests)}; code exchange and userinfo included)`);
   for (const [kind, { count, detail }] of result.errors) lines.push(`  error ${kind}: ${count}× (${detail.replace(/\s+/g, ' ').slice(0, 160)})`);
-  lines.push(`  service: ${per(result.cpuSeconds * 1000)} ms CPU per ${unit} (${fixed(result.cpuSeconds / result.wallSeconds, 2)} cores busy), peak RSS ${(result.peakRssBytes / 1024 / 1024).toFixed(0)} MiB`);
+  lines.push(`  service: ${per(result.cpuSeconds * 1000)} ms CPU per ${unit} (${fixed(result.cpuSeconds / result.wallSeconds, 2)} cores busy), ${per(result.writeCalls)} write system calls, peak RSS ${(result.peakRssBytes / 1024 / 1024).toFixed(0)} MiB`);
   lines.push(`  beside it on the machine: the load driver ${per(result.driverCpuSeconds * 1000)} ms CPU per ${unit}, the wiki double ${per(result.wikiCpuSeconds * 1000)} ms`);
   if (result.pg) {
     const pg = result.pg;
@@ -181,6 +185,7 @@ export function loadSummary(result: LoadResult) {
     steps: stepSummary,
     requestsPerUnit: (result.serviceRequests + result.wikiRequests) / n,
     cpuMsPerUnit: (result.cpuSeconds * 1000) / n,
+    writeCallsPerUnit: result.writeCalls / n,
     driverCpuMsPerUnit: (result.driverCpuSeconds * 1000) / n,
     wikiCpuMsPerUnit: (result.wikiCpuSeconds * 1000) / n,
     peakRssMiB: result.peakRssBytes / 1024 / 1024,

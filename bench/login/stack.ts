@@ -49,6 +49,8 @@ export interface ProcessSample {
   /** CPU seconds (user + system) of the service's processes. */
   cpuSeconds: number;
   rssBytes: number;
+  /** Write system calls made so far (sockets and files; /proc/<pid>/io). */
+  writeCalls: number;
 }
 
 export interface PgSample {
@@ -168,6 +170,14 @@ function cpuOf(pid: number): number {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+function writeCallsOf(pid: number): number {
+  try {
+    return Number(/syscw:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
   } catch {
     return 0;
   }
@@ -347,7 +357,11 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
     warnings,
     sampleService() {
       const pids = child?.pid ? treeOf(child.pid) : [];
-      return { cpuSeconds: pids.reduce((sum, pid) => sum + cpuOf(pid), 0), rssBytes: pids.reduce((sum, pid) => sum + rssOf(pid), 0) };
+      return {
+        cpuSeconds: pids.reduce((sum, pid) => sum + cpuOf(pid), 0),
+        rssBytes: pids.reduce((sum, pid) => sum + rssOf(pid), 0),
+        writeCalls: pids.reduce((sum, pid) => sum + writeCallsOf(pid), 0),
+      };
     },
     sampleRest() {
       const { user, system } = process.cpuUsage();

@@ -88,21 +88,48 @@ async function begin(pool: pg.Pool): Promise<PooledSession> {
   client.on('error', onError);
   const release = () => {
     client.removeListener('error', onError);
+    pipelined(client, false);
     client.release(lost);
   };
-  try {
-    publishStatement('postgres', 'BEGIN', undefined);
-    await client.query('BEGIN');
-  } catch (error) {
-    lost ??= error as Error;
-    release();
-    throw error;
-  }
+  const inner = wrap(client, true);
+  // BEGIN goes out in the same write as the transaction's first statement, instead of costing a
+  // round trip of its own: pg's pipeline mode sends a query without waiting for the answer to the
+  // one before, and the corked socket writes both at once.
+  let began: Promise<unknown> | undefined;
+  const first = async <T>(statement: () => Promise<T>): Promise<T> => {
+    if (began) {
+      await began;
+      return statement();
+    }
+    pipelined(client, true);
+    const socket = (client as unknown as { connection: { stream: NodeJS.WritableStream & { cork(): void; uncork(): void } } }).connection.stream;
+    socket.cork();
+    let result: Promise<T>;
+    try {
+      publishStatement('postgres', 'BEGIN', undefined);
+      began = client.query('BEGIN');
+      result = statement();
+    } finally {
+      socket.uncork();
+    }
+    const [beginning, answer] = await Promise.allSettled([began, result]);
+    if (beginning.status === 'rejected') {
+      lost ??= beginning.reason as Error;
+      throw beginning.reason;
+    }
+    if (answer.status === 'rejected') throw answer.reason;
+    return answer.value;
+  };
   return {
-    tx: wrap(client, true),
+    tx: {
+      query: (sql, params) => first(() => inner.query(sql, params)),
+      exec: (sql) => first(() => inner.exec(sql)),
+    },
     savepoints: 0,
     async commit() {
       try {
+        if (!began) return;
+        await began;
         publishStatement('postgres', 'COMMIT', undefined);
         await client.query('COMMIT');
       } catch (error) {
@@ -114,7 +141,7 @@ async function begin(pool: pg.Pool): Promise<PooledSession> {
     },
     async rollback() {
       try {
-        await client.query('ROLLBACK');
+        if (began) await client.query('ROLLBACK');
       } catch (error) {
         lost ??= error as Error;
       } finally {
@@ -122,6 +149,11 @@ async function begin(pool: pg.Pool): Promise<PooledSession> {
       }
     },
   };
+}
+
+/** pg's pipeline mode (a client property since pg 8.21), on for a transaction's connection only. */
+function pipelined(client: pg.PoolClient, on: boolean): void {
+  (client as unknown as { pipeline: boolean }).pipeline = on;
 }
 
 const IDLE_IN_TRANSACTION_MS = 60_000;
