@@ -7,13 +7,12 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import YAML from 'yaml';
 import { startCluster, startService, stopMessage } from './commands/serve.ts';
 import { openMigratedDatabase, shutdownSignal } from './commands/common.ts';
-import { startWorker } from './commands/worker.ts';
 import { configJsonSchema, renderSample } from './config/generate.ts';
 import { ConfigError, configPath, loadConfigFile, redact, type Config, type Environment } from './config/load.ts';
 import { createLogger, type Logger } from './log.ts';
 import { SigningKeyStore } from './oidc/keys.ts';
-import { runSync } from './commands/sync.ts';
-import { lookUp } from './commands/whois.ts';
+// The worker, sync and whois commands load matrix-js-sdk and the moderation code: imported when
+// they run, so that `serve` and `npm start` do not wait for modules they never use.
 
 const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
 
@@ -91,11 +90,15 @@ const commands: Record<string, Command> = {
       const config = loadConfigFile(path, env);
       const log = loggerFor(config);
       const stopRequested = shutdownSignal(log);
-      const service = await startService(config, log);
+      // Step by step, so that a first start (which creates the embedded database) is not silent;
+      // times count from the start of the process.
+      const elapsed = () => `${(performance.now() / 1000).toFixed(1)} s`;
+      const progress = (step: string) => process.stdout.write(`[${elapsed()}] ${step}…\n`);
+      const service = await startService(config, log, { progress });
       process.stdout.write(
         [
           '',
-          `wiki-matrix-sso is running on ${config.database.url ? 'PostgreSQL' : `the embedded database (${config.database.data_dir})`}.`,
+          `wiki-matrix-sso is running on ${config.database.url ? 'PostgreSQL' : `the embedded database (${config.database.data_dir})`}, ready in ${elapsed()}.`,
           `  OpenID Connect issuer: ${config.http.public_url}`,
           `  listening on:          ${service.url}  (health: ${service.url}/health, readiness: ${service.url}/ready)`,
           '',
@@ -119,6 +122,7 @@ const commands: Record<string, Command> = {
       const config = load(values);
       const log = loggerFor(config);
       const stopRequested = shutdownSignal(log);
+      const { startWorker } = await import('./commands/worker.ts');
       const worker = await startWorker(config, log);
       await stopRequested;
       await worker.stop();
@@ -143,6 +147,7 @@ const commands: Record<string, Command> = {
     options: { ...configOption, 'dry-run': { type: 'boolean' } },
     async run(values) {
       const config = load(values);
+      const { runSync } = await import('./commands/sync.ts');
       return runSync({ config, log: createLogger('warn'), dryRun: Boolean(values['dry-run']) });
     },
   },
@@ -154,6 +159,7 @@ const commands: Record<string, Command> = {
       const query = positionals.join(' ').trim();
       if (!query) throw new UsageError('say whom to look up');
       const config = load(values);
+      const { lookUp } = await import('./commands/whois.ts');
       const account = await lookUp(config, createLogger('warn'), query);
       if (!account) {
         process.stdout.write(`no account matches "${query}"\n`);

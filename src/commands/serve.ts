@@ -10,8 +10,8 @@ import { listen, type RunningServer } from '../http/server.ts';
 import type { Logger } from '../log.ts';
 import { createOidc, type Oidc } from '../oidc/index.ts';
 import { SigningKeyStore } from '../oidc/keys.ts';
-import { openMigratedDatabase } from './common.ts';
-import { startWorkerOn, type Worker } from './worker.ts';
+import { openMigratedDatabase, type Progress } from './common.ts';
+import type { Worker } from './worker.ts';
 
 export interface Service {
   url: string;
@@ -26,10 +26,12 @@ export interface ServiceOptions {
   fetch?: typeof globalThis.fetch;
   /** A worker of `serve --workers`: its metrics are served by the primary, summed over the workers. */
   clusterWorker?: boolean;
+  /** Told what start-up is doing, step by step (`dev` prints it). */
+  progress?: Progress;
 }
 
 export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
-  const db = await openMigratedDatabase(config, log);
+  const db = await openMigratedDatabase(config, log, options.progress);
   let running: RunningServer;
   let oidc: Oidc | undefined;
   let worker: Worker | undefined;
@@ -43,9 +45,11 @@ export async function startService(config: Config, log: Logger, options: Service
     } else if (config.metrics.port !== undefined) {
       metrics = await listenForMetrics(metricsRegistry(), { host: config.metrics.host, port: config.metrics.port }, log);
     }
-    oidc = await createOidc({ config, db, log, ...(options.fetch && { fetch: options.fetch }) });
+    oidc = await createOidc({ config, db, log, ...(options.fetch && { fetch: options.fetch }), ...(options.progress && { progress: options.progress }) });
     // The embedded database belongs to one process, so on it moderation mirroring runs here too.
     if (db.kind === 'pglite' && config.sync.enabled) {
+      // Imported only here: it brings matrix-js-sdk, which serve otherwise never needs.
+      const { startWorkerOn } = await import('./worker.ts');
       worker = startWorkerOn(db, config, log);
       log.info('moderation mirroring runs in this process (embedded database)');
     }
