@@ -1,5 +1,5 @@
-// Each request of the sign-in flow (the provider's authorization, token, userinfo and logout
-// endpoints, and the interaction routes) is one step, and runs as one unit of work: its statements
+// Each request of the sign-in flow (the provider's authorization, token and userinfo endpoints,
+// and the interaction routes) is one step, and runs as one unit of work: its statements
 // share one transaction (src/db/unit-of-work.ts). The transaction commits before the response
 // leaves, so the browser's next request, on whichever process, finds what this one wrote; if the
 // commit fails, the person gets a plain 503 instead of a redirect to a step that would not work.
@@ -8,7 +8,9 @@ import type { Middleware } from 'koa';
 import { withUnitOfWork, type UnitOfWork } from '../db/unit-of-work.ts';
 import type { Logger } from '../log.ts';
 
-const STEPS = /^\/(auth|token|me|session|interaction|wiki\/callback)(\/|$)/;
+// Logout (/session/end) is left out: oidc-provider calls the relying parties' back-channel logout
+// endpoints during that request, and a transaction must not stay open across them.
+const STEPS = /^\/(auth|token|me|interaction|wiki\/callback)(\/|$)/;
 
 export function stepTransactions(log: Logger): Middleware {
   return async (ctx, next) => {

@@ -80,8 +80,9 @@ describe('one transaction per step', () => {
     assert.deepEqual(events, ['rollback']);
   });
 
-  it('leaves requests outside the sign-in (health, readiness, admin) alone', async () => {
+  it('leaves requests outside the sign-in (health, readiness, admin, and logout, which calls the relying parties) alone', async () => {
     assert.deepEqual(JSON.parse((await get(port, '/ready')).body), { unit: false });
+    assert.deepEqual(JSON.parse((await get(port, '/session/end/confirm')).body), { unit: false });
     assert.deepEqual(JSON.parse((await get(port, '/authority')).body), { unit: false });
     assert.deepEqual(JSON.parse((await get(port, '/token')).body), { unit: true });
   });
