@@ -14,6 +14,8 @@ export interface Reply {
 
 export class HttpError extends Error {
   readonly kind: string;
+  /** Whether the request went out on a kept-alive connection used before. */
+  reusedSocket = false;
   constructor(kind: string, message: string) {
     super(message);
     this.kind = kind;
@@ -81,7 +83,20 @@ export interface RequestOptions {
 export class Http {
   readonly #agent = new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024 });
 
-  request(url: URL, options: RequestOptions): Promise<Reply> {
+  /**
+   * A kept-alive connection the server closed just as it was reused fails at once: the request is
+   * sent again on a new one, as browsers do, and not counted as an error of the service.
+   */
+  async request(url: URL, options: RequestOptions): Promise<Reply> {
+    try {
+      return await this.#send(url, options);
+    } catch (error) {
+      if (!(error instanceof HttpError) || !error.reusedSocket || !['ECONNRESET', 'EPIPE'].includes(error.kind)) throw error;
+      return this.#send(url, options);
+    }
+  }
+
+  #send(url: URL, options: RequestOptions): Promise<Reply> {
     const headers: Record<string, string> = { ...options.headers };
     const cookie = options.jar?.header(url);
     if (cookie) headers.cookie = cookie;
@@ -103,7 +118,11 @@ export class Http {
         });
       });
       req.setTimeout(options.timeoutMs, () => req.destroy(new HttpError('timeout', `no answer within ${options.timeoutMs} ms`)));
-      req.on('error', (error) => reject(error instanceof HttpError ? error : new HttpError((error as NodeJS.ErrnoException).code ?? 'request_error', error.message)));
+      req.on('error', (error) => {
+        const failure = error instanceof HttpError ? error : new HttpError((error as NodeJS.ErrnoException).code ?? 'request_error', error.message);
+        failure.reusedSocket = req.reusedSocket;
+        reject(failure);
+      });
       req.end(body);
     });
   }
