@@ -156,6 +156,7 @@ export function describeLoad(result: LoadResult, unit: string): string {
   lines.push(`  beside it on the machine: the load driver ${per(result.driverCpuSeconds * 1000)} ms CPU per ${unit}, the wiki double ${per(result.wikiCpuSeconds * 1000)} ms`);
   if (result.pg) {
     const pg = result.pg;
+    if (pg.indexTuples.size > 0) lines.push(`  PostgreSQL index entries read per ${unit}: ${[...pg.indexTuples].map(([table, rows]) => `${table} ${per(rows)}`).join(', ')}`);
     if (pg.seqTuples.size > 0) lines.push(`  PostgreSQL rows read by sequential scans per ${unit}: ${[...pg.seqTuples].map(([table, rows]) => `${table} ${per(rows)}`).join(', ')}`);
     lines.push(
       `  PostgreSQL per ${unit}: ${per(pg.transactions)} transactions, ${per(pg.tuplesReturned)} tuples returned + ${per(pg.tuplesFetched)} fetched (read), ${per(pg.tuplesWritten)} written, ${per(pg.blocksRead, 2)} blocks from disk; backends ${per(pg.backendCpuSeconds * 1000)} ms CPU`,

@@ -63,6 +63,8 @@ export interface PgSample {
   backendCpu: Map<number, number>;
   /** Rows read by sequential scans, by table. */
   seqTuples: Map<string, number>;
+  /** Index entries read by index scans of each table's indexes, by table. */
+  indexTuples: Map<string, number>;
 }
 
 /** What happened between two samples; a backend seen only in the second started in between. */
@@ -74,8 +76,14 @@ export function pgDelta(before: PgSample, after: PgSample) {
     const read = rows - (before.seqTuples.get(table) ?? 0);
     if (read > 0) seqTuples.set(table, read);
   }
+  const indexTuples = new Map<string, number>();
+  for (const [table, entries] of after.indexTuples) {
+    const read = entries - (before.indexTuples.get(table) ?? 0);
+    if (read > 0) indexTuples.set(table, read);
+  }
   return {
     seqTuples,
+    indexTuples,
     transactions: after.transactions - before.transactions,
     tuplesReturned: after.tuplesReturned - before.tuplesReturned,
     tuplesFetched: after.tuplesFetched - before.tuplesFetched,
@@ -378,7 +386,9 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
       );
       const backends = await monitor.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [databaseName]);
       // pg_stat_user_tables is per database: ask the service's own.
-      const tables = await withDatabase((db) => db.query<{ relname: string; seq_tup_read: string }>('SELECT relname, seq_tup_read FROM pg_stat_user_tables'));
+      const tables = await withDatabase((db) => db.query<{ relname: string; seq_tup_read: string; idx_tup_read: string }>(
+          `SELECT t.relname, t.seq_tup_read, coalesce((SELECT sum(i.idx_tup_read) FROM pg_stat_user_indexes i WHERE i.relid = t.relid), 0) AS idx_tup_read FROM pg_stat_user_tables t`,
+        ));
       const row = rows[0]!;
       return {
         transactions: Number(row.transactions),
@@ -388,6 +398,7 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
         blocksRead: Number(row.blks_read),
         backendCpu: new Map(backends.rows.map(({ pid }) => [pid, cpuOf(pid)])),
         seqTuples: new Map(tables.rows.map((t) => [t.relname, Number(t.seq_tup_read)])),
+        indexTuples: new Map(tables.rows.map((t) => [t.relname, Number(t.idx_tup_read)])),
       };
     },
     stopService,
