@@ -65,7 +65,7 @@ export function analyse(profile: CpuProfile, window: { from?: number; to?: numbe
     const known = categoryOf.get(id);
     if (known) return known;
     const node = byId.get(id)!;
-    const special = SPECIAL[node.callFrame.functionName];
+    const special = Object.hasOwn(SPECIAL, node.callFrame.functionName) ? SPECIAL[node.callFrame.functionName] : undefined;
     let category = special;
     if (!category && node.callFrame.url) category = CATEGORIES.find(([, pattern]) => pattern.test(node.callFrame.url))?.[0];
     if (!category) {
