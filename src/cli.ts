@@ -11,8 +11,8 @@ import { configJsonSchema, renderSample } from './config/generate.ts';
 import { ConfigError, configPath, loadConfigFile, redact, type Config, type Environment } from './config/load.ts';
 import { createLogger, type Logger } from './log.ts';
 import { SigningKeyStore } from './oidc/keys.ts';
-// The worker, sync and whois commands load matrix-js-sdk and the moderation code: imported when
-// they run, so that `serve` and `npm start` do not wait for modules they never use.
+// The worker, sync, whois and forget commands load matrix-js-sdk, the moderation code or a progress
+// bar: imported when they run, so that `serve` and `npm start` do not wait for modules they never use.
 
 const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
 
@@ -143,12 +143,12 @@ const commands: Record<string, Command> = {
   },
   sync: {
     summary: 'Run one full moderation pass now; with --dry-run, print its plan and change nothing.',
-    usage: `wiki-matrix-sso sync [--dry-run] [--config PATH]\n\n  --dry-run           print what the pass would do; nothing is changed or recorded\n${CONFIG_HELP}`,
+    usage: `wiki-matrix-sso sync [--dry-run] [--config PATH]\n\n  --dry-run           print what the pass would do; nothing is changed or recorded\n${CONFIG_HELP}\n\nThe plan or the outcome goes to stdout; progress goes to stderr (a bar on a terminal, plain lines otherwise).`,
     options: { ...configOption, 'dry-run': { type: 'boolean' } },
     async run(values) {
       const config = load(values);
-      const { runSync } = await import('./commands/sync.ts');
-      return runSync({ config, log: createLogger('warn'), dryRun: Boolean(values['dry-run']) });
+      const [{ runSync }, { progressOn }] = await Promise.all([import('./commands/sync.ts'), import('./commands/progress.ts')]);
+      return runSync({ config, log: createLogger('warn'), dryRun: Boolean(values['dry-run']), progress: progressOn({ command: 'sync' }) });
     },
   },
   whois: {
@@ -167,6 +167,29 @@ const commands: Record<string, Command> = {
       }
       process.stdout.write(YAML.stringify(account));
       return 0;
+    },
+  },
+  forget: {
+    summary: "Remove a person's personal data; without --yes, only show what would go.",
+    usage: [
+      'wiki-matrix-sso forget <username | @localpart:server | localpart | central id> [--yes] [--by NAME] [--config PATH]',
+      '',
+      '  --yes               do it (it cannot be undone); without it, nothing is changed',
+      '  --by NAME           who is doing it, kept in the audit (default: your user name)',
+      CONFIG_HELP,
+      '',
+      'Erases the account, its cached wiki profile, sign-ins, sessions and tokens; keeps the audit',
+      "entries under an opaque id with names removed. Bans and suspensions in force stay in Matrix",
+      "(handed over to the rooms' moderators); power levels and gated-room memberships are taken",
+      'back at the next full moderation pass. On the embedded database, stop serve first.',
+    ].join('\n'),
+    options: { ...configOption, yes: { type: 'boolean' }, by: { type: 'string' } },
+    async run(values, positionals) {
+      const who = positionals.join(' ').trim();
+      if (!who) throw new UsageError('say whom to forget');
+      const config = load(values);
+      const { runForget } = await import('./commands/forget.ts');
+      return runForget({ config, log: createLogger('warn'), who, yes: Boolean(values.yes), by: values.by as string | undefined });
     },
   },
   'keys list': {
@@ -276,7 +299,7 @@ export async function main(argv: string[]): Promise<number> {
     const { values, positionals } = parseArgs({
       args: rest,
       options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: name === 'config check' || name === 'whois',
+      allowPositionals: name === 'config check' || name === 'whois' || name === 'forget',
       strict: true,
     });
     if (values.help) {

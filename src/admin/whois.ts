@@ -2,10 +2,9 @@
 // the `whois` command and the admin API's lookup.
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
-import { accountRepository, wikiIdOf } from '../compose.ts';
-import type { Account } from '../identity/accounts.ts';
 import { WikiProfileStore } from '../login/store.ts';
 import { explicitGroups } from '../wiki/action-api-results.ts';
+import { findAccount } from './read.ts';
 
 export interface WhoisAnswer {
   /** The Matrix ID the homeserver reported for the account, or else the one the service proposed. */
@@ -24,14 +23,8 @@ export interface WhoisAnswer {
 }
 
 export async function whois(db: Database, config: Config, query: string): Promise<WhoisAnswer | undefined> {
-  const wiki = wikiIdOf(config);
   const serverName = config.matrix.server_name;
-  const accounts = accountRepository(db, config);
-  const mxid = /^@([^:]+):(.+)$/.exec(query);
-  const account: Account | undefined =
-    mxid ? ((await accounts.findByMatrixUserId(query)) ?? (mxid[2] === serverName ? await accounts.findByLocalpart(mxid[1]!) : undefined))
-    : /^[1-9][0-9]*$/.test(query) ? ((await accounts.findByCentralId(wiki, query)) ?? (await accounts.findByUsername(wiki, query)))
-    : ((await accounts.findByUsername(wiki, query)) ?? (/^[a-z0-9._=/+-]+$/.test(query) ? await accounts.findByLocalpart(query) : undefined));
+  const account = await findAccount({ config, db }, query);
   if (!account) return undefined;
   const profile = await new WikiProfileStore(db).find(account.wiki, account.centralId);
   const proposed = `@${account.localpart}:${serverName}`;

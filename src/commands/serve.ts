@@ -1,23 +1,29 @@
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
 import client from 'prom-client';
 import { adminApiRoutes } from '../admin/api.ts';
+import { adminPageRoutes } from '../admin/pages.ts';
+import { withAdminClient } from '../admin/session.ts';
 import { listenForMetrics, metricsRegistry, type MetricsListener } from '../metrics/index.ts';
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
 import type Router from '@koa/router';
+import type Koa from 'koa';
 import { createApp } from '../http/app.ts';
 import { listen, type RunningServer } from '../http/server.ts';
 import type { Logger } from '../log.ts';
 import { createOidc, type Oidc } from '../oidc/index.ts';
 import { SigningKeyStore } from '../oidc/keys.ts';
 import { openMigratedDatabase, type Progress } from './common.ts';
-import type { Worker } from './worker.ts';
+import { privacyHousekeeping } from '../privacy/housekeeping.ts';
+import { startIdle, type Worker } from './idle-worker.ts';
 
 export interface Service {
   url: string;
   /** Where Prometheus scrapes this process (`metrics.port`). */
   metricsUrl: string | undefined;
   db: Database;
+  /** The app's request handler, for tests that drive it in-process (supertest). */
+  handler: ReturnType<Koa['callback']>;
   stop(): Promise<void>;
 }
 
@@ -30,9 +36,12 @@ export interface ServiceOptions {
   progress?: Progress;
 }
 
-export async function startService(config: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
+export async function startService(configured: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
+  // The admin pages sign in through the provider as a client of their own.
+  const config = withAdminClient(configured);
   const db = await openMigratedDatabase(config, log, options.progress);
   let running: RunningServer;
+  let app: Koa;
   let oidc: Oidc | undefined;
   let worker: Worker | undefined;
   let metrics: MetricsListener | undefined;
@@ -46,14 +55,19 @@ export async function startService(config: Config, log: Logger, options: Service
       metrics = await listenForMetrics(metricsRegistry(), { host: config.metrics.host, port: config.metrics.port }, log);
     }
     oidc = await createOidc({ config, db, log, ...(options.fetch && { fetch: options.fetch }), ...(options.progress && { progress: options.progress }) });
-    // The embedded database belongs to one process, so on it moderation mirroring runs here too.
-    if (db.kind === 'pglite' && config.sync.enabled) {
-      // Imported only here: it brings matrix-js-sdk, which serve otherwise never needs.
-      const { startWorkerOn } = await import('./worker.ts');
-      worker = startWorkerOn(db, config, log);
-      log.info('moderation mirroring runs in this process (embedded database)');
+    // The embedded database belongs to one process, so on it the worker runs here too: moderation
+    // mirroring when enabled, and the retention purge always.
+    if (db.kind === 'pglite') {
+      if (config.sync.enabled) {
+        // Imported only here: it brings matrix-js-sdk, which serve otherwise never needs.
+        const { startWorkerOn } = await import('./worker.ts');
+        worker = startWorkerOn(db, config, log);
+      } else {
+        worker = startIdle(log, db, privacyHousekeeping({ db, config, log }));
+      }
+      log.info(config.sync.enabled ? 'moderation mirroring runs in this process (embedded database)' : 'the retention purge runs in this process (embedded database)');
     }
-    const app = createApp({
+    app = createApp({
       db,
       log,
       trustProxy: config.http.trust_proxy,
@@ -61,7 +75,7 @@ export async function startService(config: Config, log: Logger, options: Service
       ...(config.http.tls && config.http.hsts_max_age > 0 && { hsts: `max-age=${config.http.hsts_max_age}` }),
       keys: config.oidc.cookie_keys,
       middleware: oidc.middleware,
-      routes: routesOf(oidc.routes, adminApiRoutes({ config, db })),
+      routes: routesOf(oidc.routes, adminApiRoutes({ config, db }), adminPageRoutes({ config, db, provider: oidc.provider })),
       fallback: oidc.fallback,
     });
     running = await listen(app, config.http.host, config.http.port, config.http.tls);
@@ -77,6 +91,7 @@ export async function startService(config: Config, log: Logger, options: Service
     url: running.url,
     metricsUrl: metrics?.url,
     db,
+    handler: app.callback(),
     async stop() {
       await running.close(config.http.shutdown_grace * 1000);
       await worker?.stop();

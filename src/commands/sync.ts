@@ -1,13 +1,23 @@
 // `sync`: one full moderation pass from the command line. With --dry-run (or `sync.dry_run`) it
 // prints what a pass would do and changes nothing, not even the audit log; otherwise it takes the
 // worker's leader lock (so it never races a running worker), runs the pass and prints the outcome.
+// Reading every account from the wiki and applying the plan can take minutes on a large wiki, so
+// both show their progress (progress.ts), on stderr.
+import { accountRepository, wikiIdOf } from '../compose.ts';
 import type { Config } from '../config/load.ts';
+import { DatabaseError, type Database } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 import { ModerationExecutor, type PassResult, type Plan } from '../moderation/executor.ts';
-import { describeCause } from '../moderation/policy.ts';
-import type { Action } from '../moderation/types.ts';
+import { describeAction } from '../moderation/describe.ts';
+import { resolveIds } from '../moderation/matrix-ids.ts';
+import { WikiSource } from '../moderation/sources/index.ts';
+import type { WikiState, WikiUserState } from '../moderation/types.ts';
+import type { StateSource } from '../moderation/worker.ts';
 import { endAccountSessions } from '../oidc/logout.ts';
+import { personUrlFor } from '../admin/session.ts';
 import { openMigratedDatabase } from './common.ts';
+import { noProgress, type Progress } from './progress.ts';
+import { AdminApiClient, syncThroughService } from './remote.ts';
 import { matrixGatewayFrom, wikiSources, WORKER_LOCK, type WorkerDeps } from './worker.ts';
 
 export interface SyncOptions {
@@ -17,11 +27,13 @@ export interface SyncOptions {
   dryRun: boolean;
   deps?: WorkerDeps;
   out?: NodeJS.WritableStream;
+  /** Where reading the wiki and applying the plan report how far they are; default none. */
+  progress?: Progress;
 }
 
 export class WorkerRunningError extends Error {
   constructor() {
-    super('a worker holds the leader lock and runs passes itself: stop it first, or use --dry-run');
+    super('a worker holds the leader lock and runs passes itself: stop it first, use --dry-run, or set admin.token so that sync asks the running service to run the pass');
     this.name = 'WorkerRunningError';
   }
 }
@@ -30,11 +42,21 @@ export class WorkerRunningError extends Error {
 export async function runSync(options: SyncOptions): Promise<number> {
   const { config, log } = options;
   const out = options.out ?? process.stdout;
+  const progress = options.progress ?? noProgress;
   const dryRun = options.dryRun || config.sync.dry_run;
-  const db = await openMigratedDatabase(config, log);
+  // A running serve holds the embedded database: its worker makes (and applies) the plan.
+  const db = await openMigratedDatabase(config, log).catch((error: unknown) => {
+    if (error instanceof DatabaseError && error.code === 'in_use' && !options.deps) return new AdminApiClient(config, error.message);
+    throw error;
+  });
+  if (db instanceof AdminApiClient) return syncThroughService(db, dryRun, out);
   const lock = dryRun ? undefined : db.leaderLock(WORKER_LOCK);
   try {
-    if (lock && !(await lock.tryAcquire())) throw new WorkerRunningError();
+    if (lock && !(await lock.tryAcquire())) {
+      // A worker leads: with a token it is asked to run the pass, otherwise it has to be stopped.
+      if (!config.admin.token || options.deps) throw new WorkerRunningError();
+      return await syncThroughService(new AdminApiClient(config, 'a worker holds the leader lock'), dryRun, out);
+    }
     const context = { config, db, log };
     const gateway = (options.deps?.gateway ?? ((c) => matrixGatewayFrom(c.config, c.log, { dryRun })))(context);
     const { source } = (options.deps?.sources ?? wikiSources)(context);
@@ -45,16 +67,21 @@ export async function runSync(options: SyncOptions): Promise<number> {
       moderation: config.moderation,
       serverName: config.matrix.server_name,
       noticeRoom: config.sync.moderation_room,
+      personUrl: personUrlFor(config),
       dryRun,
       revokeAccount: (accountId) => endAccountSessions({ db, config, log }, accountId),
     });
-    const state = await source.fullPass();
+    const read = await readWiki(source, db, wikiIdOf(config), progress);
+    // As the worker does: on Synapse, act on the Matrix IDs the homeserver reports.
+    const idp = config.matrix.synapse_idp_id;
+    const state = idp ? await resolveIds(read, { gateway, accounts: accountRepository(db, config), authProvider: idp, serverName: config.matrix.server_name, log }) : read;
     const plan = await executor.plan(state);
     if (dryRun) {
       out.write(formatPlan(plan, state.users.length));
       return 0;
     }
-    const result = await executor.apply(plan);
+    progress.start('applying the pass', plan.actions.length, 'actions');
+    const result = await executor.apply(plan, { onAction: (done) => progress.update(done) }).finally(() => progress.stop());
     out.write(formatResult(result, state.users.length));
     return result.counts.failed + result.counts.lacks_power > 0 ? 1 : 0;
   } finally {
@@ -63,32 +90,27 @@ export async function runSync(options: SyncOptions): Promise<number> {
   }
 }
 
-/** One line per action, as a person reads it. */
-export function describeAction(action: Action): string {
-  switch (action.kind) {
-    case 'ban':
-    case 'unban':
-    case 'kick':
-      return `${action.kind.padEnd(8)} ${action.userId} in ${action.roomId}: ${action.reason}`;
-    case 'invite':
-      return `${'invite'.padEnd(8)} ${action.userId} to ${action.roomId} (${describeCause(action.cause)})`;
-    case 'set_power_levels':
-      return `${'levels'.padEnd(8)} ${action.roomId}: ${action.changes.map((c) => `${c.userId} ${c.from ?? 'default'} → ${c.to ?? 'default'}`).join(', ')}`;
-    case 'suspend':
-    case 'unsuspend':
-      return `${action.kind.padEnd(8)} ${action.userId} (${describeCause(action.cause)})`;
-    case 'end_sessions':
-      return `${'logout'.padEnd(8)} ${action.userId}: every session and device (${describeCause(action.cause)})`;
-    case 'publish_policy':
-      return `${'rule'.padEnd(8)} ${action.content.recommendation} ${action.content.entity} in ${action.roomId}: ${action.content.reason}`;
-    case 'retract_policy':
-      return `${'unrule'.padEnd(8)} ${action.stateKey} in ${action.roomId}`;
-    case 'forget':
-      return `${'forget'.padEnd(8)} ${action.record.type} ${'roomId' in action.record ? `${action.record.roomId} ` : ''}${'userId' in action.record ? action.record.userId : action.record.stateKey}: ${action.why}`;
-    case 'report':
-      return `${'report'.padEnd(8)} ${action.message}`;
+/**
+ * Every mapped account's wiki state, as `source.fullPass()` reads it, batch by batch so that the
+ * accounts read so far can be shown. A source that does not read in batches is read in one go.
+ */
+async function readWiki(source: StateSource, db: Database, wiki: string, progress: Progress): Promise<WikiState> {
+  if (!(source instanceof WikiSource)) return source.fullPass();
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM accounts WHERE wiki = $1', [wiki]);
+  progress.start('reading the wiki', rows[0]?.n ?? 0, 'accounts');
+  const users: WikiUserState[] = [];
+  try {
+    for await (const batch of source.batches()) {
+      users.push(...batch.users);
+      progress.update(users.length);
+    }
+  } finally {
+    progress.stop();
   }
+  return { wiki: source.wiki, users, complete: true };
 }
+
+export { describeAction };
 
 export function formatPlan(plan: Plan, users: number): string {
   const changes = plan.actions.filter((a) => a.kind !== 'report' && a.kind !== 'forget').length;

@@ -1,10 +1,9 @@
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
-import { lead } from '../db/leader.ts';
 import type { Logger } from '../log.ts';
 import { createMatrixGateway, type MatrixGateway } from '../matrix/index.ts';
 import { EventStreamTrigger, LogPoller, PostgresSyncCursorStore, WikiSource } from '../moderation/sources/index.ts';
-import { startModerationWorker, type ModerationWorker, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
+import { startModerationWorker, WORKER_LOCK, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
 import { followRenames } from '../moderation/display-names.ts';
 import { deliverPendingLogouts, endAccountSessions } from '../oidc/logout.ts';
@@ -12,17 +11,14 @@ import { withHomeserverIds } from '../moderation/matrix-ids.ts';
 import { ModerationAuditLog, type AuditEntry } from '../moderation/records.ts';
 import type { AccountRepository } from '../identity/accounts.ts';
 import { listenForMetrics, metricsRegistry } from '../metrics/index.ts';
+import { personUrlFor } from '../admin/session.ts';
+import { privacyHousekeeping, type PrivacyHousekeeping } from '../privacy/housekeeping.ts';
+import { startIdle, type Worker } from './idle-worker.ts';
 import { openMigratedDatabase } from './common.ts';
 
-export const WORKER_LOCK = 'wiki-matrix-sso:worker';
+export { WORKER_LOCK };
 
-export interface Worker {
-  /** Resolves once this process is the leader. */
-  leading: Promise<void>;
-  /** The moderation loop, when `sync.enabled`. */
-  moderation: ModerationWorker | undefined;
-  stop(): Promise<void>;
-}
+export type { Worker };
 
 export interface ModerationSources {
   source: StateSource;
@@ -101,10 +97,12 @@ export async function startWorker(config: Config, log: Logger, deps: WorkerDeps 
 
 /** The worker on a database someone else opened and closes (the embedded database is one process's). */
 export function startWorkerOn(db: Database, config: Config, log: Logger, deps: WorkerDeps = {}): Worker {
-  return config.sync.enabled ? startMirroring(config, log, db, deps) : startIdle(log, db);
+  // The retention purge and the rest of each forget are the leader's, mirroring or not.
+  const privacy = privacyHousekeeping({ db, config, log });
+  return config.sync.enabled ? startMirroring(config, log, db, deps, privacy) : startIdle(log, db, privacy);
 }
 
-function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerDeps): Worker {
+function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerDeps, privacy: PrivacyHousekeeping): Worker {
   const context = { config, db, log };
   const gateway = (deps.gateway ?? ((c) => matrixGatewayFrom(c.config, c.log)))(context);
   const sources = (deps.sources ?? wikiSources)(context);
@@ -112,9 +110,16 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
   const accounts = accountRepository(db, config);
   const source = idp ? withHomeserverIds(sources.source, { gateway, accounts, authProvider: idp, serverName: config.matrix.server_name, log }) : sources.source;
   // After each pass, through Synapse's admin API (so on Synapse only): display names that follow
-  // wiki renames. Every few seconds, pass or not: back-channel logouts a relying party did not take yet.
+  // wiki renames. Every few seconds, pass or not: back-channel logouts a relying party did not take
+  // yet, and the privacy work (retention purge, finishing forgets).
   const afterPass = idp ? async () => void (await followRenames({ gateway, accounts, wiki: wikiIdOf(config), log })) : undefined;
-  const housekeeping = () => deliverAndAudit({ db, config, log, accounts });
+  const housekeeping = async () => {
+    try {
+      await deliverAndAudit({ db, config, log, accounts });
+    } finally {
+      await privacy.run();
+    }
+  };
   const moderation = startModerationWorker({
     db,
     log,
@@ -124,6 +129,7 @@ function startMirroring(config: Config, log: Logger, db: Database, deps: WorkerD
     moderation: config.moderation,
     serverName: config.matrix.server_name,
     noticeRoom: config.sync.moderation_room,
+    personUrl: personUrlFor(config),
     dryRun: config.sync.dry_run,
     fullPassIntervalMs: config.sync.full_pass_interval * 1000,
     pollIntervalMs: config.sync.poll_interval * 1000,
@@ -168,21 +174,4 @@ async function deliverAndAudit(deps: { db: Database; config: Config; log: Logger
     });
   }
   await new ModerationAuditLog(deps.db).append(entries);
-}
-
-function startIdle(log: Logger, db: Database): Worker {
-  const leadership = lead(db, WORKER_LOCK);
-  log.info('waiting to become the leader (another worker may hold the lock)');
-  const leading = leadership.acquired.then(() => {
-    log.info('leader: moderation mirroring is off (sync.enabled is false), so there is nothing to do');
-  });
-  leading.catch(() => {});
-  void leadership.lost.then((error) => log.error({ err: error }, 'lost leadership: the database connection ended'));
-  return {
-    leading,
-    moderation: undefined,
-    async stop() {
-      await leadership.stop();
-    },
-  };
 }

@@ -234,12 +234,31 @@ const sync = z
   })
   .describe('Moderation mirroring.');
 
+const adminApiToken = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected a short name of letters, digits, ".", "_" or "-"').describe('Who holds the token, shown in the audit of what it did.'),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'expected the SHA-256 of the token in 64 lowercase hex digits: printf %s "$TOKEN" | sha256sum')
+      .describe('The SHA-256 of the token, in hex: the token itself is never stored.'),
+    scopes: z.array(z.enum(['read', 'write'])).min(1).default(['read']).describe('`read`: look people and actions up; `write`: also retry, apply plans, set localparts.'),
+  })
+  .describe('A bearer token for the admin API.');
+
 const admin = z
   .strictObject({
-    ...secretPair('token', 'the bearer token for the admin API'),
+    ...secretPair('token', 'a bearer token for the admin API with both scopes, named "admin" (the `whois` and `sync` commands present it to a running service)'),
+    api_tokens: z.array(adminApiToken).default([]).describe('Bearer tokens for the admin API, stored hashed, each with a name and scopes.'),
+    users: z.array(z.string().min(1)).default([]).describe('Wiki usernames who may use the admin pages (any spelling the wiki accepts).'),
+    groups: z.array(z.string().min(1)).default([]).describe('Wiki groups whose members may use the admin pages, e.g. `sysop`; checked against the wiki at each admin sign-in.'),
+    session_lifetime: duration('How long an admin page session lasts before signing in again', 3600),
   })
   .superRefine(exactlyOneOf('token', false))
-  .describe('Admin pages and API.');
+  .superRefine((value, ctx) => {
+    const names = value.api_tokens.map((t) => t.name);
+    for (const name of new Set(names.filter((n, i) => names.indexOf(n) !== i))) ctx.addIssue({ code: 'custom', path: ['api_tokens'], message: `two tokens are named "${name}"` });
+  })
+  .describe('Admin pages (`/admin`, for `users` and `groups`) and the admin JSON API (`/admin/api/v1`, for bearer tokens).');
 
 const metrics = z
   .strictObject({
@@ -253,6 +272,17 @@ const metrics = z
     host: z.string().min(1).default('127.0.0.1').describe('Address the metrics listener binds to: loopback by default, since the figures are for operators (put a proxy or a firewall rule in front to scrape from elsewhere).'),
   })
   .describe('Prometheus metrics: sign-ins by outcome, wiki latency and errors, tokens issued, sync lag, passes, actions, rate-limit waits, leadership, and the process.');
+
+const retention = z
+  .strictObject({
+    days: z
+      .number()
+      .int()
+      .min(1)
+      .default(180)
+      .describe('How long operational data about people is kept, in days (the project standard is 180): sign-in records, the provider\'s sessions and tokens, cached wiki profiles, and the details of audit entries (who, why, error, detail; what was done, where and when stays, so counts remain right) are purged after this by the worker\'s leader, hourly. Accounts and the moderation records of sanctions in force are kept while they are needed; `forget` removes a person at once.'),
+  })
+  .describe('Retention of personal data (see README, Privacy and retention).');
 
 const logging = z
   .strictObject({
@@ -274,6 +304,7 @@ export const configSchema = z
     moderation: moderationConfigSchema.default(() => moderationConfigSchema.parse({})),
     admin: admin.default(() => admin.parse({})),
     metrics: metrics.default(() => metrics.parse({})),
+    retention: retention.default(() => retention.parse({})),
     logging: logging.default(() => logging.parse({})),
   })
   .describe('wiki-matrix-sso configuration');

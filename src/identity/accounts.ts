@@ -5,7 +5,7 @@
 // suffixes taken ones), so the ID it reports for the account's `sub` is stored beside it.
 import type { Queryable } from '../db/index.ts';
 import { AppError } from '../http/errors.ts';
-import { isHomeserverStable, normalizeUsername, type LocalpartPolicy } from './localpart.ts';
+import { canonicalUsername, isHomeserverStable, type LocalpartPolicy } from './localpart.ts';
 
 export interface Account {
   /** Which wiki (family) the central id belongs to, e.g. the OAuth wiki's host name. */
@@ -32,6 +32,15 @@ export interface Account {
 export function matrixIdsOf(account: Pick<Account, 'matrixUserId' | 'localpart'>, serverName: string): string[] {
   const proposed = `@${account.localpart}:${serverName}`;
   return account.matrixUserId === undefined || account.matrixUserId === proposed ? [proposed] : [account.matrixUserId, proposed];
+}
+
+/** A localpart an admin chose for a wiki account before its first sign-in. */
+export interface LocalpartOverride {
+  wiki: string;
+  username: string;
+  localpart: string;
+  setBy: string;
+  setAt: Date;
 }
 
 /** Who just logged in, as the wiki's OAuth profile says. */
@@ -68,6 +77,16 @@ export interface AccountRepository {
    * becomes free for the next first login.
    */
   setLocalpart(wiki: string, centralId: string, localpart: string, actor: string): Promise<Account>;
+  /**
+   * Chooses the localpart a wiki account gets at its first sign-in, before it has one: kept until
+   * that sign-in takes it, and given to no one else meanwhile. Refused for an account that exists
+   * (the homeserver may already know it by its localpart: use setLocalpart knowingly).
+   */
+  overrideLocalpart(wiki: string, username: string, localpart: string, actor: string): Promise<LocalpartOverride>;
+  /** Withdraws an override not yet taken; whether there was one. */
+  dropOverride(wiki: string, username: string): Promise<LocalpartOverride | undefined>;
+  /** Overrides not yet taken, by username. */
+  overrides(wiki: string): Promise<LocalpartOverride[]>;
   /** Accounts in localpart order. */
   list(options?: { limit?: number; after?: string }): Promise<AccountPage>;
   findByMatrixUserId(userId: string): Promise<Account | undefined>;
@@ -177,11 +196,6 @@ function toAccount(row: AccountRow): Account {
 }
 
 /** The stored spelling: MediaWiki's spaces, and the first letter uppercase as MediaWiki shows it. */
-function canonicalUsername(username: string): string {
-  const name = normalizeUsername(username);
-  return /^[a-z]/.test(name) ? name[0]!.toUpperCase() + name.slice(1) : name;
-}
-
 function checkIdentity(identity: LoginIdentity): { wiki: string; centralId: string; username: string; displayName: string } {
   if (!identity.wiki) throw new InvalidIdentityError('the wiki of an account cannot be empty');
   if (!CENTRAL_ID.test(identity.centralId)) {
@@ -266,6 +280,42 @@ export class PostgresAccountRepository implements AccountRepository {
     }
     if (!updated) throw new AccountNotFoundError(wiki, centralId);
     return updated;
+  }
+
+  async overrideLocalpart(wiki: string, username: string, localpart: string, actor: string): Promise<LocalpartOverride> {
+    if (!actor.trim()) throw new InvalidIdentityError('say who is choosing the localpart: the actor cannot be empty');
+    const name = canonicalUsername(username);
+    if (!name) throw new InvalidIdentityError('say whose localpart this is: the wiki username cannot be empty');
+    const problem = this.#policy.problem(localpart);
+    if (problem) throw new InvalidLocalpartError(`cannot use "${localpart}" as a localpart: ${problem}`);
+    const existing = await this.findByUsername(wiki, name);
+    if (existing) {
+      throw new AppError(409, 'account_exists', `${existing.username} has signed in already and has the localpart "${existing.localpart}"; an override is for accounts that have not signed in yet`, { expose: true });
+    }
+    const holder = await this.findByLocalpart(localpart);
+    if (holder) throw new LocalpartTakenError(`${this.#policy.mxid(localpart)} is already taken by the account of ${holder.username}; choose another localpart`);
+    try {
+      const { rows } = await this.#db.query<OverrideRow>(
+        `INSERT INTO localpart_overrides (wiki, username, localpart, set_by, set_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (wiki, username) DO UPDATE SET localpart = EXCLUDED.localpart, set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at
+         RETURNING *`,
+        [wiki, name, localpart, actor, this.#clock()],
+      );
+      return toOverride(rows[0]!);
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      throw new LocalpartTakenError(`${this.#policy.mxid(localpart)} is already chosen for another wiki account that has not signed in yet; choose another localpart`);
+    }
+  }
+
+  async dropOverride(wiki: string, username: string): Promise<LocalpartOverride | undefined> {
+    const { rows } = await this.#db.query<OverrideRow>('DELETE FROM localpart_overrides WHERE wiki = $1 AND username = $2 RETURNING *', [wiki, canonicalUsername(username)]);
+    return rows[0] && toOverride(rows[0]);
+  }
+
+  async overrides(wiki: string): Promise<LocalpartOverride[]> {
+    const { rows } = await this.#db.query<OverrideRow>('SELECT * FROM localpart_overrides WHERE wiki = $1 ORDER BY username', [wiki]);
+    return rows.map(toOverride);
   }
 
   async list(options: { limit?: number; after?: string } = {}): Promise<AccountPage> {
@@ -375,7 +425,9 @@ export class PostgresAccountRepository implements AccountRepository {
    * a candidate the insert returns nothing and the next candidate is tried; when a concurrent
    * login of the same user wins, the insert returns nothing and that account is used.
    */
-  #create(identity: ReturnType<typeof checkIdentity>, now: Date): Promise<Account> {
+  async #create(identity: ReturnType<typeof checkIdentity>, now: Date): Promise<Account> {
+    const chosen = await this.#takeOverride(identity, now);
+    if (chosen) return chosen;
     return this.#claim(identity.username, async (candidate) => {
       const created = await this.#one(
         `INSERT INTO accounts (wiki, central_id, username, display_name, localpart, created_at, updated_at, last_login_at)
@@ -386,6 +438,21 @@ export class PostgresAccountRepository implements AccountRepository {
     });
   }
 
+  /** The account created with the localpart an admin chose for this username, if one was chosen. */
+  async #takeOverride(identity: ReturnType<typeof checkIdentity>, now: Date): Promise<Account | undefined> {
+    const { rows } = await this.#db.query<OverrideRow>('SELECT * FROM localpart_overrides WHERE wiki = $1 AND username = $2', [identity.wiki, identity.username]);
+    const override = rows[0] && toOverride(rows[0]);
+    if (!override) return undefined;
+    // Both in one statement: the override is used exactly once, by the account it was meant for.
+    const created = await this.#one(
+      `WITH taken AS (DELETE FROM localpart_overrides WHERE wiki = $1 AND username = $3 AND localpart = $5 RETURNING localpart)
+       INSERT INTO accounts (wiki, central_id, username, display_name, localpart, localpart_set_by, localpart_set_at, created_at, updated_at, last_login_at)
+       SELECT $1, $2, $3, $4, localpart, $6, $7, $8, $8, $8 FROM taken ON CONFLICT DO NOTHING RETURNING *`,
+      [identity.wiki, identity.centralId, identity.username, identity.displayName, override.localpart, override.setBy, override.setAt, now],
+    );
+    return created ?? this.#recordLogin(identity, now);
+  }
+
   /**
    * The first free localpart for `username` (the derived one, then its suffixes), taken by `take`,
    * which answers undefined when another account won the candidate first.
@@ -393,7 +460,11 @@ export class PostgresAccountRepository implements AccountRepository {
   async #claim(username: string, take: (candidate: string) => Promise<Account | undefined>): Promise<Account> {
     const base = this.#policy.derive(username);
     for (const batch of candidateBatches(this.#policy, base)) {
-      const { rows } = await this.#db.query<{ localpart: string }>('SELECT localpart FROM accounts WHERE localpart = ANY($1)', [batch]);
+      // Localparts chosen for accounts yet to sign in are taken too.
+      const { rows } = await this.#db.query<{ localpart: string }>(
+        'SELECT localpart FROM accounts WHERE localpart = ANY($1) UNION ALL SELECT localpart FROM localpart_overrides WHERE localpart = ANY($1)',
+        [batch],
+      );
       const taken = new Set(rows.map((row) => row.localpart));
       for (const candidate of batch.filter((c) => !taken.has(c))) {
         const account = await take(candidate);
@@ -408,3 +479,14 @@ export class PostgresAccountRepository implements AccountRepository {
     return rows[0] ? toAccount(rows[0]) : undefined;
   }
 }
+
+interface OverrideRow {
+  [column: string]: unknown;
+  wiki: string;
+  username: string;
+  localpart: string;
+  set_by: string;
+  set_at: Date;
+}
+
+const toOverride = (row: OverrideRow): LocalpartOverride => ({ wiki: row.wiki, username: row.username, localpart: row.localpart, setBy: row.set_by, setAt: new Date(row.set_at) });

@@ -102,6 +102,19 @@ export function normalizeUsername(name: string): string {
   return name.replace(MW_DIRECTION_MARKS, '').normalize('NFC').replace(MW_SPACES, ' ').replace(/^ | $/g, '');
 }
 
+/**
+ * The spelling the wiki stores: MediaWiki upper-cases a username's first letter in every script
+ * (`марина` is `Марина`), but leaves a letter whose capital is two letters (`ß`) and Georgian
+ * Mkhedruli, whose capitals (Mtavruli) are not used in running text.
+ */
+export function canonicalUsername(username: string): string {
+  const name = normalizeUsername(username);
+  const first = String.fromCodePoint(name.codePointAt(0) ?? 0x20);
+  const upper = first.toUpperCase();
+  if (!name || upper === first || [...upper].length !== 1 || /^[\u10D0-\u10FF]/.test(first)) return name;
+  return upper + name.slice(first.length);
+}
+
 const utf8 = new TextEncoder();
 
 /** Whether Synapse's `map_username_to_mxid_localpart` and MAS both keep `localpart` exactly as it is. */

@@ -61,6 +61,11 @@ export class WikiLoginStore {
     return { ok: false, reason: 'replayed' };
   }
 
+  /** Who signed in with this state: `forget` erases a person's sign-ins by it. */
+  async recordAccount(state: string, account: { wiki: string; centralId: string }): Promise<void> {
+    await this.#db.query('UPDATE wiki_logins SET account_wiki = $2, account_central_id = $3 WHERE state = $1', [state, account.wiki, account.centralId]);
+  }
+
   /** The interaction of this browser's most recent unexpired sign-in (a cancel on the wiki comes back without state). */
   async latestInteractionOf(browserKey: string | undefined): Promise<string | undefined> {
     if (!browserKey) return undefined;
@@ -150,13 +155,18 @@ export class WikiProfileStore {
     this.#db = db;
   }
 
-  async save(wiki: string, profile: VisibleWikiProfile, at: Date): Promise<void> {
+  /**
+   * What the wiki said at sign-in. The email address is kept only when `keepEmail` says the
+   * relying party asked for it (the `email` scope); otherwise a stored one is dropped.
+   */
+  async save(wiki: string, profile: VisibleWikiProfile, at: Date, options: { keepEmail?: boolean } = {}): Promise<void> {
+    const email = options.keepEmail && profile.emailVerified ? (profile.email ?? null) : null;
     await this.#db.query(
       `INSERT INTO wiki_profiles (wiki, central_id, edit_count, registered, groups, email, fetched_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (wiki, central_id) DO UPDATE SET edit_count = EXCLUDED.edit_count, registered = EXCLUDED.registered,
          groups = EXCLUDED.groups, email = EXCLUDED.email, fetched_at = EXCLUDED.fetched_at`,
-      [wiki, profile.centralId, profile.editCount, profile.registered, profile.groups, profile.emailVerified ? (profile.email ?? null) : null, at],
+      [wiki, profile.centralId, profile.editCount, profile.registered, profile.groups, email, at],
     );
   }
 

@@ -6,6 +6,7 @@ import { z } from 'zod';
 
 const roomId = z.string().regex(/^!.+/, 'expected a room id such as !abc:example.org (name a room by its alias with `alias`)');
 const roomAlias = z.string().regex(/^#[^:]+:.+/, 'expected a room alias such as #chat:example.org');
+const userId = z.string().regex(/^@[^:]+:.+/, 'expected a Matrix ID such as @ircbridge:example.org');
 const spaceRef = z.string().regex(/^(!.+|#[^:]+:.+)$/, 'expected a space id (!abc:example.org) or alias (#space:example.org)');
 
 /** The keys that can name a room; an entry uses exactly one of those it offers. */
@@ -74,6 +75,10 @@ const policyList = z
       .enum(['all', 'global'])
       .default('all')
       .describe('Which bans to publish: `all` mirrored bans, or only those from `global` blocks and locks.'),
+    subscribers: z
+      .array(userId)
+      .optional()
+      .describe('Matrix IDs of bots that read the list, such as the IRC bridge\'s bot (which joins the rooms of its `banLists` itself, so it needs an invitation unless the room is public) or a moderation bot. The worker invites each one not in the room at every full pass, and audits it; the bot needs the power to invite there.'),
   })
   .superRefine(exactlyOneOf(['room_id', 'alias']))
   .describe('A published Matrix policy list (MSC2313): an `m.policy.rule.user` / `m.ban` rule for every banned Matrix ID, withdrawn when the ban ends.');

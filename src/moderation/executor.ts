@@ -28,6 +28,8 @@ export interface ExecutorOptions {
   serverName: string;
   /** Where one notice per pass with changes is posted (`sync.moderation_room`); none when unset. */
   noticeRoom?: string | undefined;
+  /** The admin page of a person, linked from each line of the notice about them. */
+  personUrl?: ((userId: string) => string) | undefined;
   /** Plan and audit only; default: whether the gateway is a DryRunGateway. */
   dryRun?: boolean;
   clock?: () => Date;
@@ -99,9 +101,13 @@ export interface PassResult {
 export interface RunOptions {
   /** Stops the pass between two actions: the action under way finishes (and is recorded). */
   signal?: AbortSignal;
+  /** Called after each action with how many of the plan's actions are done (a command's progress). */
+  onAction?: (done: number, total: number) => void;
 }
 
 const DEFAULT_CONCURRENCY = 4;
+/** Shown with the invitation, so that whoever runs the invited bot knows why it came. */
+const SUBSCRIBER_INVITE_REASON = 'Reads the policy list published here (moderation.policy_list.subscribers)';
 const NOTICE_MAX_LINES = 20;
 
 /** Writes pending after their Matrix change succeeded but the database refused the record. */
@@ -119,6 +125,7 @@ export class ModerationExecutor {
   readonly #moderation: ModerationConfig;
   readonly #serverName: string;
   readonly #noticeRoom: string | undefined;
+  readonly #personUrl: ((userId: string) => string) | undefined;
   readonly #dryRun: boolean;
   readonly #clock: () => Date;
   readonly #concurrency: number;
@@ -137,6 +144,7 @@ export class ModerationExecutor {
     this.#moderation = options.moderation;
     this.#serverName = options.serverName;
     this.#noticeRoom = options.noticeRoom;
+    this.#personUrl = options.personUrl;
     this.#dryRun = options.dryRun ?? options.gateway instanceof DryRunGateway;
     this.#concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     this.#passId = options.passId ?? randomUUID;
@@ -199,6 +207,7 @@ export class ModerationExecutor {
         if (intent !== undefined && !stopPass) await this.#store.dropIntent(intent);
       }
       results.push(result);
+      options.onAction?.(i + 1, plan.actions.length);
       if (stopPass) {
         // The action that hit the limit or the outage is undone too.
         deferred = plan.actions.length - i;
@@ -285,6 +294,8 @@ export class ModerationExecutor {
         return g.setPowerLevels(action.roomId, action.content);
       case 'invite':
         return g.invite(action.roomId, action.userId);
+      case 'invite_subscriber':
+        return g.invite(action.roomId, action.userId, SUBSCRIBER_INVITE_REASON);
       case 'kick':
         return g.kick(action.roomId, action.userId, action.reason);
       case 'suspend':
@@ -363,7 +374,7 @@ export class ModerationExecutor {
 
   async #notify(results: ActionResult[]): Promise<string | undefined> {
     if (this.#dryRun || !this.#noticeRoom) return undefined;
-    const text = noticeText(results);
+    const text = noticeText(results, this.#personUrl);
     if (!text) return undefined;
     try {
       await this.#gateway.sendNotice(this.#noticeRoom, text);
@@ -436,6 +447,8 @@ export function auditEntries(action: Action, result: ActionResult, context: Audi
       return [{ ...base, roomId: action.roomId, userId: action.userId, cause: action.cause, detail: { reason: action.reason } }];
     case 'invite':
       return [{ ...base, roomId: action.roomId, userId: action.userId, cause: action.cause, detail: {} }];
+    case 'invite_subscriber':
+      return [{ ...base, roomId: action.roomId, userId: action.userId, cause: null, detail: { reason: SUBSCRIBER_INVITE_REASON } }];
     case 'set_power_levels':
       return action.changes.map((c) => ({ ...base, roomId: action.roomId, userId: c.userId, cause: c.cause, detail: { from: c.from, to: c.to } }));
     case 'suspend':
@@ -476,12 +489,12 @@ export function auditEntries(action: Action, result: ActionResult, context: Audi
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** The moderation room notice for a pass's results, or undefined when nothing is worth saying. */
-export function noticeText(results: readonly ActionResult[]): string | undefined {
-  const groups = new Map<string, { head: string; tail: string; rooms: Set<string> }>();
-  const add = (head: string, tail: string, roomId: string | null) => {
+export function noticeText(results: readonly ActionResult[], personUrl?: (userId: string) => string): string | undefined {
+  const groups = new Map<string, { head: string; tail: string; rooms: Set<string>; userId: string | undefined }>();
+  const add = (head: string, tail: string, roomId: string | null, userId?: string) => {
     const key = `${head}\u0000${tail}`;
     let group = groups.get(key);
-    if (!group) groups.set(key, (group = { head, tail, rooms: new Set() }));
+    if (!group) groups.set(key, (group = { head, tail, rooms: new Set(), userId }));
     if (roomId) group.rooms.add(roomId);
   };
   const problems: string[] = [];
@@ -497,26 +510,29 @@ export function noticeText(results: readonly ActionResult[]): string | undefined
     if (outcome !== 'applied') continue;
     switch (action.kind) {
       case 'ban':
-        add(`Banned ${action.userId}`, action.reason, action.roomId);
+        add(`Banned ${action.userId}`, action.reason, action.roomId, action.userId);
         break;
       case 'unban':
-        add(`Unbanned ${action.userId}`, action.reason, action.roomId);
+        add(`Unbanned ${action.userId}`, action.reason, action.roomId, action.userId);
         break;
       case 'kick':
-        add(`Removed ${action.userId}`, action.reason, action.roomId);
+        add(`Removed ${action.userId}`, action.reason, action.roomId, action.userId);
         break;
       case 'invite':
-        add(`Invited ${action.userId}`, describeCause(action.cause), action.roomId);
+        add(`Invited ${action.userId}`, describeCause(action.cause), action.roomId, action.userId);
+        break;
+      case 'invite_subscriber':
+        add(`Invited ${action.userId} to the policy list room`, 'it reads the policy list', null);
         break;
       case 'set_power_levels':
-        for (const c of action.changes) add(`Power level of ${c.userId} ${c.from ?? 'default'} → ${c.to ?? 'default'}`, describeCause(c.cause), action.roomId);
+        for (const c of action.changes) add(`Power level of ${c.userId} ${c.from ?? 'default'} → ${c.to ?? 'default'}`, describeCause(c.cause), action.roomId, c.userId);
         break;
       case 'suspend':
       case 'unsuspend':
-        add(`${action.kind === 'suspend' ? 'Suspended' : 'Unsuspended'} ${action.userId}`, describeCause(action.cause), null);
+        add(`${action.kind === 'suspend' ? 'Suspended' : 'Unsuspended'} ${action.userId}`, describeCause(action.cause), null, action.userId);
         break;
       case 'end_sessions':
-        add(`Ended the sessions of ${action.userId}`, describeCause(action.cause), null);
+        add(`Ended the sessions of ${action.userId}`, describeCause(action.cause), null, action.userId);
         break;
       case 'publish_policy':
         add(`Published a ban rule for ${action.content.entity}`, action.content.reason, null);
@@ -529,7 +545,8 @@ export function noticeText(results: readonly ActionResult[]): string | undefined
     }
   }
 
-  const lines = [...groups.values()].map(({ head, tail, rooms }) => `${head}${rooms.size ? ` in ${plural(rooms.size, 'room')}` : ''} — ${tail}`);
+  const link = (userId: string | undefined) => (userId && personUrl ? ` (${personUrl(userId)})` : '');
+  const lines = [...groups.values()].map(({ head, tail, rooms, userId }) => `${head}${rooms.size ? ` in ${plural(rooms.size, 'room')}` : ''} — ${tail}${link(userId)}`);
   lines.push(...problems);
   if (failed > 0) lines.push(`${plural(failed, 'action')} failed; the next pass tries again.`);
   if (lines.length === 0) return undefined;

@@ -102,7 +102,7 @@ export function policy(state: WikiState, config: ModerationConfig, context: Poli
     rooms,
     suspensions,
     sessionEnds,
-    policyList: config.policy_list && { roomId: idOf(config.policy_list), rules: policyRules(bans[config.policy_list.bans]) },
+    policyList: config.policy_list && { roomId: idOf(config.policy_list), rules: policyRules(bans[config.policy_list.bans]), subscribers: config.policy_list.subscribers ?? [] },
   };
 }
 

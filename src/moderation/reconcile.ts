@@ -12,6 +12,8 @@
 // - Gated rooms: people are invited once; those the service invited are removed when they leave
 //   the group. Someone who leaves is not invited again, and someone invited by hand stays.
 // - Policy rules and suspensions follow the same pattern as bans.
+// - The bots that read the policy list are invited to its room on full passes while they are not in
+//   it; one someone banned from it is reported, never invited over the ban.
 import { kickReason, unbanReason } from './policy.ts';
 import {
   POLICY_RULE_USER,
@@ -206,9 +208,9 @@ export function reconcile(desired: DesiredState, actual: ActualState, records: O
   actions.push(...reconcileSuspensions(desired, actual, index, inScope));
   actions.push(...reconcileSessionEnds(desired, index, inScope));
   if (desired.policyList) {
-    const { roomId, rules } = desired.policyList;
+    const { roomId, rules, subscribers } = desired.policyList;
     const snapshot = actual.rooms.get(roomId);
-    if (snapshot) actions.push(...reconcilePolicyList(rules, snapshot, index.of(roomId).policyRules, inScope, scope === 'all'));
+    if (snapshot) actions.push(...reconcilePolicyList(rules, subscribers ?? [], snapshot, index.of(roomId).policyRules, inScope, scope === 'all'));
     else actions.push(unavailable(roomId));
   }
   return actions;
@@ -487,6 +489,7 @@ function sameRule(current: Record<string, unknown> | undefined, content: PolicyR
 
 function reconcilePolicyList(
   rules: ReadonlyMap<string, DesiredRule>,
+  subscribers: readonly string[],
   snapshot: RoomSnapshot,
   records: ReadonlyMap<string, PolicyRuleRecord>,
   inScope: (userId: string) => boolean,
@@ -521,7 +524,37 @@ function reconcilePolicyList(
       else actions.push({ kind: 'retract_policy', roomId, eventType: POLICY_RULE_USER, stateKey, cause: record.cause });
     }
   }
+  if (fullPass) actions.push(...planSubscribers(subscribers, snapshot, power, shortfalls));
   return [...actions, ...shortfalls.reports(roomId)];
+}
+
+/**
+ * The bots that read the list are nobody's wiki state, so only full passes look at them. Nothing is
+ * recorded: the configuration says they belong, so one that left (or declined) is invited again at
+ * the next full pass, and one taken out of the configuration is left where it is.
+ */
+function planSubscribers(subscribers: readonly string[], snapshot: RoomSnapshot, power: Power, shortfalls: Shortfalls): Action[] {
+  const { roomId } = snapshot;
+  const actions: Action[] = [];
+  for (const userId of subscribers) {
+    const membership = snapshot.members.get(userId);
+    if (membership === 'join' || membership === 'invite') continue;
+    if (membership === 'ban') {
+      const by = snapshot.bans.get(userId)?.sender ?? 'someone';
+      actions.push({
+        kind: 'report',
+        problem: 'hand_set_ban',
+        roomId,
+        userIds: [userId],
+        message: `${userId} reads the policy list (moderation.policy_list.subscribers) but is banned from ${roomId} by ${by}, so it cannot read the rules; the ban stays.`,
+      });
+      continue;
+    }
+    const problem = power.problem('invite');
+    if (problem) shortfalls.add('invite', problem, userId);
+    else actions.push({ kind: 'invite_subscriber', roomId, userId });
+  }
+  return actions;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -224,7 +224,7 @@ export class ModerationRecordStore {
 
   /** The changes written down and never settled: a pass that made them (or not) was cut short. */
   async intents(): Promise<Intent[]> {
-    const { rows } = await this.#db.query<{ id: string; pass_id: string; action: Record<string, unknown> }>('SELECT id::text AS id, pass_id, action FROM moderation_intents ORDER BY id');
+    const { rows } = await this.#db.query<{ id: string; pass_id: string; action: Record<string, unknown> }>('SELECT id::text AS id, pass_id, action FROM moderation_intents ORDER BY moderation_intents.id');
     return rows.map((row) => {
       const action = row.action as unknown as Omit<LevelsAction, 'changes'> & { changes: (Omit<LevelChange, 'cause'> & { cause: unknown })[] };
       return { id: row.id, passId: row.pass_id, action: { ...action, changes: action.changes.map((c) => ({ ...c, cause: causeFromJson(c.cause) })) } };
@@ -259,10 +259,12 @@ export const AUDIT_OUTCOMES = ['applied', 'unchanged', 'dry_run', 'failed', 'lac
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
 /**
- * What an audit entry is of: an action of a pass, or `backchannel_logout`, a relying party's
- * logout that was delivered (or given up) on a later try after a pass that ended sessions.
+ * What an audit entry is of: an action of a pass; `backchannel_logout`, a relying party's logout
+ * that was delivered (or given up) on a later try after a pass that ended sessions; or
+ * `forget_account`, a person forgotten (privacy/forget.ts), whose entries are then kept under an
+ * opaque id.
  */
-export type AuditKind = ActionKind | 'backchannel_logout';
+export type AuditKind = ActionKind | 'backchannel_logout' | 'localpart_override' | 'forget_account';
 
 export interface AuditEntry {
   at: Date;
@@ -285,12 +287,18 @@ export interface AuditRecord extends AuditEntry {
 
 export interface AuditFilter {
   userId?: string;
+  /** Entries of any of these users (a person's Matrix IDs: the one the homeserver reports, the proposed one). */
+  userIds?: readonly string[];
   roomId?: string;
   kind?: AuditKind;
   outcome?: AuditOutcome;
   passId?: string;
   /** Entries older than this id (the `next` of the previous page). */
   before?: string;
+  /** Entries at or after this time. */
+  since?: Date;
+  /** Entries before this time. */
+  until?: Date;
   /** 1 to 1000; default 100. */
   limit?: number;
 }
@@ -356,18 +364,29 @@ export class ModerationAuditLog {
     return appendAudit(this.#db, entries);
   }
 
+  async get(id: string): Promise<AuditRecord | undefined> {
+    if (!/^\d{1,19}$/.test(id)) return undefined;
+    const { rows } = await this.#db.query<AuditRow>(
+      'SELECT id::text AS id, at, pass_id, dry_run, kind, room_id, user_id, cause, outcome, error, detail FROM moderation_audit WHERE id = $1',
+      [id],
+    );
+    return rows[0] && toAuditRecord(rows[0]);
+  }
+
   /** Newest first. */
   async list(filter: AuditFilter = {}): Promise<AuditPage> {
     const limit = filter.limit ?? DEFAULT_PAGE;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new RangeError(`a page holds 1 to ${MAX_PAGE} audit entries, not ${limit}`);
     if (filter.before !== undefined && !/^\d{1,19}$/.test(filter.before)) throw new RangeError(`"${filter.before}" is not an audit entry id`);
+    const userIds = filter.userIds ?? (filter.userId === undefined ? null : [filter.userId]);
     const { rows } = await this.#db.query<AuditRow>(
       `SELECT id::text AS id, at, pass_id, dry_run, kind, room_id, user_id, cause, outcome, error, detail
        FROM moderation_audit
-       WHERE ($1::text IS NULL OR user_id = $1) AND ($2::text IS NULL OR room_id = $2) AND ($3::text IS NULL OR kind = $3)
+       WHERE ($1::text[] IS NULL OR user_id = ANY($1)) AND ($2::text IS NULL OR room_id = $2) AND ($3::text IS NULL OR kind = $3)
          AND ($4::text IS NULL OR outcome = $4) AND ($5::text IS NULL OR pass_id = $5) AND ($6::bigint IS NULL OR id < $6)
-       ORDER BY id DESC LIMIT $7`,
-      [filter.userId ?? null, filter.roomId ?? null, filter.kind ?? null, filter.outcome ?? null, filter.passId ?? null, filter.before ?? null, limit + 1],
+         AND ($8::timestamptz IS NULL OR at >= $8) AND ($9::timestamptz IS NULL OR at < $9)
+       ORDER BY moderation_audit.id DESC LIMIT $7`,
+      [userIds, filter.roomId ?? null, filter.kind ?? null, filter.outcome ?? null, filter.passId ?? null, filter.before ?? null, limit + 1, filter.since ?? null, filter.until ?? null],
     );
     const entries = rows.slice(0, limit).map(toAuditRecord);
     return { entries, next: rows.length > limit ? entries.at(-1)!.id : undefined };

@@ -117,8 +117,8 @@ export interface DesiredState {
   suspensions: ReadonlyMap<string, WikiCause>;
   /** People whose sessions a sanction ends (`moderation.sessions`), by Matrix ID, with their central id. */
   sessionEnds: ReadonlyMap<string, { centralId: string; cause: WikiCause }>;
-  /** Rules by state key. */
-  policyList: { roomId: string; rules: ReadonlyMap<string, DesiredRule> } | undefined;
+  /** Rules by state key, and the bots that read them (`moderation.policy_list.subscribers`), who belong in the room. */
+  policyList: { roomId: string; rules: ReadonlyMap<string, DesiredRule>; subscribers?: readonly string[] } | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,6 +237,8 @@ export type Action =
   /** One write per room per pass; `content` is the whole new `m.room.power_levels` content. */
   | { kind: 'set_power_levels'; roomId: string; content: PowerLevelsContent; changes: LevelChange[] }
   | { kind: 'invite'; roomId: string; userId: string; cause: WikiCause }
+  /** A bot that reads the policy list, invited to its room because the config names it (no wiki cause, no record). */
+  | { kind: 'invite_subscriber'; roomId: string; userId: string }
   | { kind: 'kick'; roomId: string; userId: string; reason: string; cause: WikiCause }
   | { kind: 'suspend'; userId: string; cause: WikiCause }
   | { kind: 'unsuspend'; userId: string; cause: WikiCause }

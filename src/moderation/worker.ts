@@ -5,14 +5,17 @@
 // later tick; a poll whose pass failed is not committed, so its users come back next time.
 // A block that expires writes no log entry, so the loop also wakes at the earliest expiry among
 // the recorded causes and reconciles the users it concerns.
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/index.ts';
 import { lead, NotLeaderError, type Leadership } from '../db/leader.ts';
 import type { Logger } from '../log.ts';
 import type { MatrixGateway } from '../matrix/index.ts';
 import type { ModerationConfig } from './config.ts';
-import { ModerationExecutor, type ExecutorOptions, type PassResult } from './executor.ts';
+import { ModerationExecutor, type ExecutorOptions, type PassResult, type Plan } from './executor.ts';
 import { ModerationRecordStore } from './records.ts';
+import { ModerationRequestStore, summarizePass, summarizePlan, type ModerationRequest, type RequestPayloads } from './requests.ts';
+import { WorkerStatusStore, type WorkerReport } from './status.ts';
 import type { WikiState } from './types.ts';
 import { report, topics } from '../observe.ts';
 
@@ -38,6 +41,8 @@ export interface Trigger {
 export interface PushTrigger {
   start(onUser: (username: string) => void | Promise<void>): Promise<void>;
   stop(): Promise<void>;
+  /** Whether the push connection is open now. */
+  readonly connected?: boolean;
 }
 
 export interface ModerationWorkerOptions {
@@ -51,6 +56,8 @@ export interface ModerationWorkerOptions {
   serverName: string;
   /** `sync.moderation_room`. */
   noticeRoom?: string | undefined;
+  /** The admin page of a person, linked from the notices. */
+  personUrl?: ((userId: string) => string) | undefined;
   /** `sync.dry_run`; default: whether the gateway is a DryRunGateway. */
   dryRun?: boolean;
   fullPassIntervalMs: number;
@@ -74,6 +81,8 @@ export interface ModerationWorkerOptions {
   housekeeping?: () => Promise<void>;
   /** Default 10 s: the shortest wait before a back-channel logout is tried again. */
   housekeepingIntervalMs?: number;
+  /** How often the leader looks for admins' requests (moderation_requests). Default 2 s. */
+  requestIntervalMs?: number;
   clock?: () => Date;
 }
 
@@ -92,6 +101,9 @@ export interface ModerationWorker {
   /** Finishes the action under way, then stops; no half-done writes. */
   stop(): Promise<void>;
 }
+
+/** The leader lock of moderation mirroring: one worker (or `sync`) at a time acts. */
+export const WORKER_LOCK = 'wiki-matrix-sso:worker';
 
 /** Usernames pushed by EventStreams wait at most this long, so a burst becomes one pass. */
 const EVENT_BATCH_MS = 1_000;
@@ -115,6 +127,7 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     moderation: options.moderation,
     serverName: options.serverName,
     noticeRoom: options.noticeRoom,
+    personUrl: options.personUrl,
     dryRun: options.dryRun,
     clock,
     // Whatever term is current: a record or a change by a deposed leader is refused.
@@ -123,6 +136,10 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     ...(options.revokeAccount && { revokeAccount: options.revokeAccount }),
   });
   const records = new ModerationRecordStore(options.db, { clock });
+  const requests = new ModerationRequestStore(options.db, { clock });
+  const statusStore = new WorkerStatusStore(options.db, options.lockName);
+  const holder = `${hostname()}:${process.pid}`;
+  const requestIntervalMs = options.requestIntervalMs ?? 2_000;
   const retryMs = options.retryMs ?? options.pollIntervalMs;
   const eventBatchMs = options.eventBatchMs ?? EVENT_BATCH_MS;
 
@@ -153,7 +170,26 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
   const failed = (what: string, error: unknown) => {
     status.lastError = { at: clock(), message: error instanceof Error ? error.message : String(error) };
     log.error({ err: error }, `${what} failed; trying again later`);
+    void publishStatus();
   };
+
+  // What the admin pages show of this leader; written at each change and each housekeeping turn.
+  let published: WorkerReport | undefined;
+  let nextFullAt: Date | undefined;
+  let lastPollAt: Date | undefined;
+  async function publishStatus(): Promise<void> {
+    if (!published || !status.leading) return;
+    const last = status.lastFullPass;
+    published = {
+      ...published,
+      eventStreams: options.events ? (options.events.connected ? 'connected' : 'disconnected') : 'off',
+      ...(last && { lastFullPass: { at: last.at.toISOString(), ...summarizePass(last.result) } }),
+      ...(nextFullAt && { nextFullPassAt: nextFullAt.toISOString() }),
+      ...(lastPollAt && { lastPollAt: lastPollAt.toISOString() }),
+      ...(status.lastError && { lastError: { at: status.lastError.at.toISOString(), message: status.lastError.message } }),
+    };
+    await statusStore.write(holder, published, clock()).catch((error) => log.warn({ err: error }, 'writing the worker status failed'));
+  }
 
   /** Whether a pass left actions undone (stopped, rate limited): its users need another pass soon. */
   const unfinished = (result: PassResult | undefined) => result !== undefined && result.deferred > 0;
@@ -168,11 +204,11 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
   };
 
   /** Passes change the records, so each one is followed by a look at the next expiry. */
-  async function runPass(state: WikiState): Promise<PassResult> {
+  async function runPass(state: WikiState, planned?: Plan): Promise<PassResult> {
     // Leadership is checked before each pass, and again by the executor before each change.
     await leadership!.verify();
     const started = performance.now();
-    const result = await executor.run(state, { signal: passAbort.signal });
+    const result = planned ? await executor.apply(planned, { signal: passAbort.signal }) : await executor.run(state, { signal: passAbort.signal });
     report(topics.pass, () => ({ full: state.complete, seconds: (performance.now() - started) / 1000, actions: result.results.map((r) => ({ kind: r.action.kind, outcome: r.outcome })) }));
     const next = await records.nextExpiry(clock());
     expiring = next && { at: next.at.getTime() + EXPIRY_GRACE_MS, userIds: next.userIds };
@@ -188,6 +224,7 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
       const state = await options.source.fullPass();
       const result = await runPass(state);
       status.lastFullPass = { at: clock(), result };
+      await publishStatus();
       for (const w of mine) w.resolve(result);
       return result;
     } catch (error) {
@@ -221,7 +258,41 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     // A pass left half done must see these users again: the cursor stays.
     if (unfinished(result) || passAbort.signal.aborted) return false;
     await poll.commit();
+    lastPollAt = clock();
+    await publishStatus();
     return true;
+  }
+
+  /** One admin request, run like any pass of this leader; its answer is stored for the asker. */
+  async function runRequest(request: ModerationRequest): Promise<void> {
+    const asked = { id: request.id, kind: request.kind, by: request.requestedBy };
+    log.info(asked, 'running an admin request');
+    try {
+      if (request.kind === 'plan') {
+        const state = await options.source.fullPass();
+        await requests.finish(request.id, 'done', summarizePlan(await executor.plan(state), state.users.length));
+      } else if (request.kind === 'apply') {
+        const state = await options.source.fullPass();
+        const plan = await executor.plan(state);
+        const summary = summarizePlan(plan, state.users.length);
+        if (summary.digest !== (request.payload as RequestPayloads['apply']).digest) {
+          await requests.finish(request.id, 'refused', { reason: 'the wiki or the rooms changed since the preview, so its plan is not what a pass would do now: preview again', digest: summary.digest });
+          return;
+        }
+        const result = await runPass(state, plan);
+        status.lastFullPass = { at: clock(), result };
+        await requests.finish(request.id, 'done', summarizePass(result));
+        await publishStatus();
+      } else {
+        const { userId } = request.payload as RequestPayloads['retry'];
+        const state = options.source.byUserIds ? await options.source.byUserIds([userId]) : await options.source.fullPass();
+        await requests.finish(request.id, 'done', summarizePass(await runPass(state)));
+      }
+      log.info(asked, 'admin request done');
+    } catch (error) {
+      await requests.finish(request.id, 'failed', { reason: error instanceof Error ? error.message : String(error) });
+      throw error;
+    }
   }
 
   async function runQueued(): Promise<void> {
@@ -251,10 +322,12 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
     let nextFull = now();
     let nextPoll = now();
     let nextHousekeeping = now();
+    let nextRequests = now();
     while (!stopped && !leaderLost) {
       try {
         if (fullRequested || now() >= nextFull) {
           nextFull = now() + options.fullPassIntervalMs;
+          nextFullAt = new Date(nextFull);
           const result = await runFull().catch((error) => {
             nextFull = now() + retryMs;
             throw error;
@@ -272,16 +345,23 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
           });
           if (done) setbacks = 0;
           else nextPoll = now() + backoff();
-        } else if (options.housekeeping && now() >= nextHousekeeping) {
+        } else if (now() >= nextRequests) {
+          const request = await requests.take();
+          // One after the other while they wait, then a look every requestIntervalMs.
+          nextRequests = request ? now() : now() + requestIntervalMs;
+          if (request) await runRequest(request);
+        } else if (now() >= nextHousekeeping) {
           nextHousekeeping = now() + (options.housekeepingIntervalMs ?? 10_000);
-          await options.housekeeping().catch((error) => log.warn({ err: error }, 'housekeeping failed; it is tried again shortly'));
+          await publishStatus();
+          await options.housekeeping?.().catch((error) => log.warn({ err: error }, 'housekeeping failed; it is tried again shortly'));
         } else {
           const until = Math.min(
             nextFull,
             options.trigger ? nextPoll : Infinity,
             queued.size > 0 ? nextQueued : Infinity,
             expiring?.at ?? Infinity,
-            options.housekeeping ? nextHousekeeping : Infinity,
+            nextHousekeeping,
+            nextRequests,
           );
           wakeAbort = new AbortController();
           await sleep(Math.max(0, until - now()), undefined, { signal: wakeAbort.signal }).catch(() => {});
@@ -304,10 +384,15 @@ export function startModerationWorker(options: ModerationWorkerOptions): Moderat
       if (!(await current.acquired.then(() => true, () => false)) || stopped) return;
       status.leading = true;
       report(topics.leader, () => ({ leading: true }));
+      const abandoned = await requests.abandonRunning();
+      if (abandoned > 0) log.warn({ abandoned }, 'admin requests a previous leader left running were failed; they can be asked again');
+      published = { leadingSince: clock().toISOString(), dryRun: executor.dryRun, eventStreams: options.events ? 'disconnected' : 'off' };
+      await publishStatus();
       passAbort = new AbortController();
       log.info({ dryRun: executor.dryRun }, 'leader: moderation mirroring is running');
       firstLead();
       await options.events?.start(onUser).catch((error) => failed('starting EventStreams', error));
+      await publishStatus();
       await loop(current.lost.then((error) => log.error({ err: error }, 'lost leadership: the database connection ended')));
     } finally {
       if (status.leading) report(topics.leader, () => ({ leading: false }));

@@ -1,6 +1,7 @@
 // Assembles the provider and the sign-in routes from configuration and storage.
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
+import type Provider from 'oidc-provider';
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
@@ -31,6 +32,8 @@ export interface OidcDeps {
 }
 
 export interface Oidc {
+  /** The provider itself, for relying parties in this process (the admin pages). */
+  provider: Provider;
   /** Served before the routes: the pages' stylesheet, and one transaction per step of the sign-in. */
   middleware: Middleware[];
   routes(router: Router): void;
@@ -85,6 +88,7 @@ export async function createOidc(deps: OidcDeps): Promise<Oidc> {
   vacuum?.unref();
 
   return {
+    provider,
     middleware: [staticAssets(), stepTransactions(log)],
     routes(router) {
       mountInteractions(router, { provider, config, wikiId, wiki, actionApi, logins, accounts, profiles, claims, pages, clock, log });

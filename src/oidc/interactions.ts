@@ -26,6 +26,7 @@ import { WikiApiError, type ActionApiClient } from '../wiki/action-api.ts';
 import { WikiOAuthError, type WikiOAuthClient } from '../wiki/oauth.ts';
 import { readForm } from '../http/form.ts';
 import { report, topics, type SignInEvent } from '../observe.ts';
+import { emailRequested } from '../privacy/email.ts';
 import type { Pages } from './pages.ts';
 
 export const CALLBACK_PATH = '/wiki/callback';
@@ -246,7 +247,7 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     await commitUnitOfWork();
     let outcome: { centralId: string } | { problem: Problem };
     try {
-      outcome = pending ? await signIn(ctx, login.state, login.codeVerifier) : { problem: { kind: 'session_invalid' } };
+      outcome = pending ? await signIn(ctx, login.state, login.codeVerifier, emailAsked(pending)) : { problem: { kind: 'session_invalid' } };
     } catch (error) {
       outcome = { problem: unexpected(error, login.interactionUid) };
     }
@@ -268,7 +269,7 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
   });
 
   /** Exchanges the wiki's code, applies the login rules, and records the account: or says why not. */
-  async function signIn(ctx: Context, state: string, codeVerifier: string): Promise<{ centralId: string } | { problem: Problem }> {
+  async function signIn(ctx: Context, state: string, codeVerifier: string, keepEmail: boolean): Promise<{ centralId: string } | { problem: Problem }> {
     let profile;
     try {
       profile = await deps.wiki!.finish({ callbackUrl: new URL(ctx.originalUrl, callbackUrl), expectedState: state, codeVerifier, redirectUri: callbackUrl });
@@ -298,9 +299,15 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     const known = await deps.claims.find(deps.wikiId, profile.centralId);
     if (known?.sessionsEnded) return { problem: { kind: 'sanctioned' } };
     const account = await deps.accounts.upsertOnLogin({ wiki: deps.wikiId, centralId: profile.centralId, username: profile.username });
-    await deps.profiles.save(deps.wikiId, profile, deps.clock());
+    await deps.profiles.save(deps.wikiId, profile, deps.clock(), { keepEmail });
+    await logins.recordAccount(state, { wiki: deps.wikiId, centralId: account.centralId });
     log.info({ localpart: account.localpart }, 'signed in');
     return { centralId: account.centralId };
+  }
+
+  /** Whether the relying party this sign-in is for asked for the email address, and may have it. */
+  function emailAsked(pending: InstanceType<Provider['Interaction']>): boolean {
+    return emailRequested(pending.params.scope, clientConfig(String(pending.params.client_id ?? ''))?.scopes ?? []);
   }
 
   router.post('/interaction/:uid/consent', async (ctx) => {

@@ -21,7 +21,8 @@ export interface Title {
   params?: readonly (string | number)[];
 }
 
-export function layout(i18n: Translator, site: Site, title: Title, body: SafeHtml): SafeHtml {
+/** The document up to `<body>`: language and direction, the title, the one stylesheet; `extra` goes in the head. */
+export function documentStart(i18n: Translator, site: Site, title: Title, extra: SafeHtml | '' = ''): SafeHtml {
   const params = title.params ?? [];
   return html`<!doctype html>
 <html lang="${i18n.lang}" dir="${i18n.dir}">
@@ -30,11 +31,16 @@ export function layout(i18n: Translator, site: Site, title: Title, body: SafeHtm
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <meta name="robots" content="noindex, nofollow">
-<title>${i18n.text('wikimatrixsso-html-title', i18n.text(title.key, ...params), site.serviceName)}</title>
+${extra}<title>${i18n.text('wikimatrixsso-html-title', i18n.text(title.key, ...params), site.serviceName)}</title>
 <link rel="stylesheet" href="${stylesheetPath()}">
 <link rel="icon" href="data:,">
 </head>
-<body>
+`;
+}
+
+export function layout(i18n: Translator, site: Site, title: Title, body: SafeHtml): SafeHtml {
+  const params = title.params ?? [];
+  return html`${documentStart(i18n, site, title)}<body>
 <main class="wms-card" aria-labelledby="wms-title">
 <p class="wms-card__service">${site.serviceName}</p>
 <h1 id="wms-title" class="wms-card__title">${i18n.t(title.key, ...params)}</h1>

@@ -185,7 +185,11 @@ describe('a global lock ends the sessions of a person signed in through Synapse'
     const serve = await (await fetch(sso.stack.service.metricsUrl!)).text();
     assert.ok(metricSample(serve, 'wms_sign_ins_total', { outcome: 'signed_in', reason: '' }) >= 2, 'both sign-ins counted');
     assert.ok(metricSample(serve, 'wms_tokens_issued_total', { grant_type: 'authorization_code' }) >= 2, 'Synapse exchanged both codes');
-    const worker = await (await fetch(workerMetrics)).text();
+    // The first full pass did the work; the log poll that follows it sets the cursor gauges.
+    const worker = await eventually('a log poll counted', async () => {
+      const text = await (await fetch(workerMetrics)).text();
+      return metricSample(text, 'wms_sync_last_poll_timestamp_seconds') > 0 ? text : undefined;
+    });
     assert.equal(metricSample(worker, 'wms_worker_leader'), 1);
     assert.ok(metricSample(worker, 'wms_moderation_passes_total', { kind: 'targeted' }) + metricSample(worker, 'wms_moderation_passes_total', { kind: 'full' }) >= 1);
     for (const kind of ['end_sessions', 'suspend', 'ban']) assert.ok(metricSample(worker, 'wms_moderation_actions_total', { kind, outcome: 'applied' }) >= 1, `${kind} counted`);

@@ -43,7 +43,7 @@ for (const backend of backends()) {
 
       const yael = await accounts.upsertOnLogin({ wiki: WIKI, centralId: '1', username: 'יעל' });
       assert.deepEqual(await claims.find(WIKI, '1'), { username: 'יעל', localpart: yael.localpart, profile: undefined, sessionsEnded: false });
-      await new WikiProfileStore(db).save(WIKI, { centralId: '1', username: 'יעל', editCount: 42, registered: new Date('2010-05-05T00:00:00Z'), groups: ['sysop'], blocked: false, emailVerified: true, email: 'yael@example.org' } as never, NOW);
+      await new WikiProfileStore(db).save(WIKI, { centralId: '1', username: 'יעל', editCount: 42, registered: new Date('2010-05-05T00:00:00Z'), groups: ['sysop'], blocked: false, emailVerified: true, email: 'yael@example.org' } as never, NOW, { keepEmail: true });
       assert.deepEqual((await claims.find(WIKI, '1'))?.profile, { editCount: 42, registered: new Date('2010-05-05T00:00:00Z'), groups: ['sysop'], email: 'yael@example.org', fetchedAt: NOW });
 
       // Ended under the Matrix ID the service proposed, or under the one the homeserver reported.

@@ -129,8 +129,8 @@ export class FakeMatrix implements MatrixGateway {
     });
   }
 
-  invite(roomId: string, userId: string): Promise<WriteOutcome> {
-    return this.#write({ method: 'invite', roomId, userId }, (room) => void room.members.set(userId, 'invite'));
+  invite(roomId: string, userId: string, reason?: string): Promise<WriteOutcome> {
+    return this.#write({ method: 'invite', roomId, userId, ...(reason !== undefined && { reason }) }, (room) => void room.members.set(userId, 'invite'));
   }
 
   kick(roomId: string, userId: string, reason: string): Promise<WriteOutcome> {

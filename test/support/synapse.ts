@@ -36,6 +36,33 @@ export interface SynapseOptions {
   trustedCaFile?: string;
   /** How long to wait for /health; default 60 s. */
   startTimeoutMs?: number;
+  /**
+   * Application services to register (an IRC bridge, say): each is written to a registration
+   * file in the server's folder and listed in `app_service_config_files`. Synapse pushes their
+   * transactions to `url`, so whatever answers there must be listening before Synapse starts.
+   */
+  appservices?: AppserviceRegistration[];
+}
+
+/** An application service registration file, as Synapse reads it (the Matrix appservice spec's fields). */
+export interface AppserviceRegistration {
+  id: string;
+  /** Where the homeserver pushes transactions (`PUT /_matrix/app/v1/transactions/{txnId}`). */
+  url: string;
+  /** What the appservice presents to the homeserver. */
+  as_token: string;
+  /** What the homeserver presents to the appservice. */
+  hs_token: string;
+  /** The appservice's own bot: `@<sender_localpart>:<server name>`. */
+  sender_localpart: string;
+  namespaces: { users?: Namespace[]; aliases?: Namespace[]; rooms?: Namespace[] };
+  /** Default false: bridges are usually exempt from rate limits. */
+  rate_limited?: boolean;
+}
+
+export interface Namespace {
+  exclusive: boolean;
+  regex: string;
 }
 
 export interface RegisteredUser {
@@ -49,6 +76,8 @@ export interface Synapse extends SynapseAddress {
   /** An access token of `@admin:<serverName>`, a server admin made at start. */
   adminToken: string;
   adminUserId: string;
+  /** The `registration_shared_secret`, for tests of tools that register users with it. */
+  registrationSecret: string;
   /** Synapse's stdout and stderr (its whole log). */
   logPath: string;
   /** The folder holding the config, database and media store. */
@@ -269,6 +298,15 @@ export async function startSynapse(options: SynapseOptions = {}): Promise<Synaps
   const dir = await mkdtemp(join(tmpdir(), 'wms-synapse-'));
   const secret = randomBytes(24).toString('hex');
   const config = mergeConfig(baseConfig(dir, address, { registration: secret }), extraConfig(options.config, address));
+  if (options.appservices?.length) {
+    const files: string[] = [];
+    for (const registration of options.appservices) {
+      const file = join(dir, `appservice-${registration.id}.yaml`);
+      await writeFile(file, YAML.stringify({ rate_limited: false, ...registration }), { mode: 0o600 });
+      files.push(file);
+    }
+    config.app_service_config_files = [...((config.app_service_config_files as string[] | undefined) ?? []), ...files];
+  }
   const configPath = join(dir, 'homeserver.yaml');
   await writeFile(configPath, YAML.stringify(config));
   await writeFile(join(dir, 'signing.key'), signingKey(), { mode: 0o600 });
@@ -319,6 +357,7 @@ export async function startSynapse(options: SynapseOptions = {}): Promise<Synaps
       version,
       adminToken: admin.accessToken,
       adminUserId: admin.userId,
+      registrationSecret: secret,
       logPath,
       dir,
       config,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { DEFAULT_RESERVED_NAMES, LocalpartConfigError, LocalpartPolicy, isHomeserverStable, localpartFor, normalizeUsername } from '../../src/identity/localpart.ts';
+import { DEFAULT_RESERVED_NAMES, LocalpartConfigError, LocalpartPolicy, canonicalUsername, isHomeserverStable, localpartFor, normalizeUsername } from '../../src/identity/localpart.ts';
 import { synapseMapUsername } from '../support/synapse-localpart.ts';
 
 const SERVER = 'wikimedia.org';
@@ -210,4 +210,21 @@ describe('localpart mapping', () => {
   it('has a one-off helper', () => {
     assert.equal(localpartFor('Jimbo Wales', { serverName: 'example.org' }), 'jimbo_wales');
   });
+});
+
+it("canonicalUsername spells a name as the wiki stores it, first letter upper-cased in every script", () => {
+  const cases: [string, string][] = [
+    ['jimbo_Wales', 'Jimbo Wales'],
+    ['марина_Блокова', 'Марина Блокова'],
+    ['ωmega', 'Ωmega'],
+    ['ǆemal', 'Ǆemal'],
+    ['𐐨𐐯', '𐐀𐐯'],
+    ['ßtraße', 'ßtraße'],
+    ['ნიკა', 'ნიკა'],
+    ['山田_太郎', '山田 太郎'],
+    ['  דוד__הסוקר ', 'דוד הסוקר'],
+  ];
+  for (const [typed, stored] of cases) {
+    assert.equal(canonicalUsername(typed), stored, typed);
+  }
 });

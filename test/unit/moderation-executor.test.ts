@@ -360,3 +360,17 @@ test('noticeText: nothing to say gives no notice; long lists are cut', () => {
   assert.equal(text.split('\n').length, 21);
   assert.match(text, /… and 10 more/);
 });
+
+test('noticeText links each line about a person to their admin page, when the pages are on', () => {
+  const cause = { kind: 'global_lock' as const, wiki: 'w', blockId: null, logId: 5, by: 'Steward', reason: 'Abuse', timestamp: null, expiry: null, group: null, hidden: false };
+  const results = [
+    { action: { kind: 'ban' as const, roomId: '!r:x', userId: '@марина:x', reason: 'Locked', cause }, outcome: 'applied' as const },
+    { action: { kind: 'ban' as const, roomId: '!s:x', userId: '@марина:x', reason: 'Locked', cause }, outcome: 'applied' as const },
+    { action: { kind: 'suspend' as const, userId: '@марина:x', cause }, outcome: 'applied' as const },
+  ];
+  const url = (userId: string) => `https://sso.example/admin/people?q=${encodeURIComponent(userId)}`;
+  const lines = noticeText(results, url)!.split('\n');
+  assert.equal(lines.length, 2);
+  assert.ok(lines.every((l) => l.endsWith(` (${url('@марина:x')})`)), lines.join('\n'));
+  assert.doesNotMatch(noticeText(results)!, /https:/, 'no link without admin pages');
+});

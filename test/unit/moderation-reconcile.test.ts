@@ -119,6 +119,7 @@ function brief(actions: Action[]): string[] {
       case 'ban':
       case 'unban':
       case 'invite':
+      case 'invite_subscriber':
       case 'kick':
         return `${a.kind} ${a.userId}`;
       case 'set_power_levels':
@@ -465,7 +466,8 @@ function applyActions(actual: ActualState, actions: readonly Action[]): ActualSt
         room.powerLevels = a.content;
         break;
       }
-      case 'invite': {
+      case 'invite':
+      case 'invite_subscriber': {
         assert.ok(bot >= needed(room, 'invite'), 'invite not allowed');
         const m = room.members.get(a.userId);
         assert.ok(m !== 'join' && m !== 'invite' && m !== 'ban', `invite of ${a.userId} (${m})`);
@@ -550,7 +552,8 @@ const configArb = fc
       { room_id: SECOND, bans: c.bans[1] as 'all', power_levels: c.levels[1], ...(c.override ? { group_levels: { local: { sysop: 40 }, global: {} } } : {}) },
     ],
     gated_rooms: [{ room_id: c.gateSecond ? SECOND : GATED, groups: ['sysop'], global_groups: ['steward'] }],
-    ...(c.policyList ? { policy_list: { room_id: POLICY, bans: c.policyList as 'all' } } : {}),
+    // MOD as a subscriber meets every membership the rooms are drawn with, a ban included.
+    ...(c.policyList ? { policy_list: { room_id: POLICY, bans: c.policyList as 'all', subscribers: [MOD, `@ircbridge:${SERVER}`] } } : {}),
   }));
 
 const wikiArb = fc.record({ users: fc.tuple(...NAMES.map(userArb)), included: fc.subarray(NAMES, { minLength: 1 }), complete: fc.boolean() });

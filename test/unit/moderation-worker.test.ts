@@ -7,6 +7,8 @@ import { after, beforeEach, describe, test } from 'node:test';
 import pino from 'pino';
 import { moderationConfigSchema } from '../../src/moderation/config.ts';
 import { ModerationRecordStore } from '../../src/moderation/records.ts';
+import { ModerationRequestStore, type PlanSummary } from '../../src/moderation/requests.ts';
+import { WorkerStatusStore } from '../../src/moderation/status.ts';
 import type { WikiState, WikiUserState } from '../../src/moderation/types.ts';
 import { startModerationWorker, type ModerationWorkerOptions, type PushTrigger, type StateSource, type Trigger } from '../../src/moderation/worker.ts';
 import { backends, type TestDatabase } from '../support/backends.ts';
@@ -197,6 +199,65 @@ describe('moderation worker', () => {
     wiki.blocked.add('Bob');
     trigger.pending.push('Bob');
     await until('polls still run', () => banned('bob'));
+    await worker.stop();
+  });
+
+  test("admins' requests: a plan changes nothing, its application runs exactly it or is refused when the wiki moved, a retry reconciles one person", async () => {
+    const lockName = `test-${Math.random()}`;
+    const requests = new ModerationRequestStore(db);
+    const worker = start({ lockName, requestIntervalMs: 20 });
+    await until('the first full pass', () => wiki.full === 1);
+    const settled = async (id: string) => {
+      let request = await requests.get(id);
+      await until(`request ${id}`, async () => {
+        request = await requests.get(id);
+        return request!.state !== 'pending' && request!.state !== 'running';
+      });
+      return request!;
+    };
+
+    wiki.blocked.add('Alice');
+    const plan = await settled((await requests.create('plan', 'Админ', {})).id);
+    assert.equal(plan.state, 'done');
+    const summary = plan.result as PlanSummary;
+    assert.deepEqual(summary.actions.map((a) => [a.kind, a.userId]), [['ban', mxid('alice')]]);
+    assert.equal(summary.actions[0]!.cause?.kind, 'block');
+    assert.equal(banned('alice'), false, 'a plan changes nothing');
+
+    // The wiki moves on before the admin applies: the plan is no longer what a pass would do.
+    wiki.blocked.add('Bob');
+    const stale = await settled((await requests.create('apply', 'Админ', { digest: summary.digest })).id);
+    assert.equal(stale.state, 'refused');
+    assert.match((stale.result as { reason: string }).reason, /changed since the preview/);
+    assert.equal(banned('alice'), false);
+
+    const fresh = await settled((await requests.create('plan', 'Админ', {})).id);
+    const applied = await settled((await requests.create('apply', 'Админ', { digest: (fresh.result as PlanSummary).digest })).id);
+    assert.equal(applied.state, 'done');
+    assert.equal((applied.result as { counts: { applied: number } }).counts.applied, 2);
+    assert.ok(banned('alice') && banned('bob'));
+
+    wiki.blocked.delete('Bob');
+    const retry = await settled((await requests.create('retry', 'api:ops', { userId: mxid('bob') })).id);
+    assert.equal(retry.state, 'done');
+    assert.equal(banned('bob'), false, 'the retry reconciled Bob (a source without byUserIds reads everyone)');
+
+    const status = await new WorkerStatusStore(db, lockName).read();
+    assert.ok(status, 'the leader reports itself');
+    assert.match(status.holder, /:\d+$/);
+    assert.equal(status.report.eventStreams, 'off');
+    assert.ok(status.report.lastFullPass && status.report.nextFullPassAt);
+    await worker.stop();
+  });
+
+  test('a request a deposed leader left running is failed, not run twice', async () => {
+    const requests = new ModerationRequestStore(db);
+    const left = await requests.create('plan', 'Админ', {});
+    await requests.take();
+    const worker = start({ requestIntervalMs: 20 });
+    await worker.leading;
+    await until('the abandoned request failed', async () => (await requests.get(left.id))!.state === 'failed');
+    assert.match(((await requests.get(left.id))!.result as { reason: string }).reason, /stopped before it finished/);
     await worker.stop();
   });
 

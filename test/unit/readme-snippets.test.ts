@@ -1,4 +1,4 @@
-// The README shows operators the homeserver snippets in config/synapse and config/mas; the e2e and
+// The README shows operators the snippets in config/synapse, config/mas and config/irc; the e2e and
 // integration tests use those files. This keeps the README's copies identical to the files, so
 // what people paste is what was tested.
 import assert from 'node:assert/strict';
@@ -21,7 +21,7 @@ function embeddedFiles(markdown: string): Map<string, string> {
   return blocks;
 }
 
-const snippetFiles = ['config/synapse', 'config/mas'].flatMap((dir) =>
+const snippetFiles = ['config/synapse', 'config/mas', 'config/irc'].flatMap((dir) =>
   readdirSync(new URL(dir, root))
     .filter((f) => f.endsWith('.yaml'))
     .map((f) => `${dir}/${f}`),

@@ -125,6 +125,11 @@ export class EventStreamTrigger {
     return this.#running;
   }
 
+  /** Whether a connection to the stream is open right now (for the admin pages' sync status). */
+  get connected(): boolean {
+    return this.#source?.readyState === EventSource.OPEN;
+  }
+
   /** Loads the stored position and connects; resolves once the first connection is under way. */
   async start(onUser: OnUser): Promise<void> {
     if (this.#running) throw new Error('the EventStreams trigger is already running');

@@ -21,6 +21,7 @@
 //   next pass asks again: no state is half-read.
 import { AppError } from '../../http/errors.ts';
 import type { AccountRepository } from '../../identity/accounts.ts';
+import { canonicalUsername } from '../../identity/localpart.ts';
 import { createLogger, type Logger } from '../../log.ts';
 import {
   logDetails,
@@ -60,8 +61,7 @@ export class WikiStateError extends AppError {
 
 /** MediaWiki's spelling of a name for comparisons: spaces, first letter uppercase. */
 export function nameKey(name: string): string {
-  const spaced = name.replace(/_/g, ' ').trim();
-  return spaced.charAt(0).toUpperCase() + spaced.slice(1);
+  return canonicalUsername(name);
 }
 
 /** What the wiki says of an account (its global account with CentralAuth, its local one without), or that nothing can be said. */
