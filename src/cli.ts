@@ -1,20 +1,18 @@
 #!/usr/bin/env node
 // The one executable: `wiki-matrix-sso <command>`. Commands print their results to stdout; the
 // long-running ones (serve, worker) log JSON through pino instead.
+import cluster from 'node:cluster';
 import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import YAML from 'yaml';
-import { startService } from './commands/serve.ts';
+import { startCluster, startService, stopMessage } from './commands/serve.ts';
 import { openMigratedDatabase, shutdownSignal } from './commands/common.ts';
-import { startWorker } from './commands/worker.ts';
 import { configJsonSchema, renderSample } from './config/generate.ts';
 import { ConfigError, configPath, loadConfigFile, redact, type Config, type Environment } from './config/load.ts';
 import { createLogger, type Logger } from './log.ts';
 import { SigningKeyStore } from './oidc/keys.ts';
-import { progressOn } from './commands/progress.ts';
-import { runSync } from './commands/sync.ts';
-import { lookUp } from './commands/whois.ts';
-import { runForget } from './commands/forget.ts';
+// The worker, sync, whois and forget commands load matrix-js-sdk, the moderation code or a progress
+// bar: imported when they run, so that `serve` and `npm start` do not wait for modules they never use.
 
 const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
 
@@ -52,15 +50,28 @@ function loggerFor(config: Config): Logger {
 const commands: Record<string, Command> = {
   serve: {
     summary: 'Run the OpenID Connect provider and web pages.',
-    usage: `wiki-matrix-sso serve [--config PATH]\n\n${CONFIG_HELP}`,
-    options: configOption,
+    usage: `wiki-matrix-sso serve [--workers N] [--config PATH]\n\n  -w, --workers N     run N processes sharing the port (node:cluster; PostgreSQL only), default 1\n${CONFIG_HELP}`,
+    options: { ...configOption, workers: { type: 'string', short: 'w' } },
     async run(values) {
+      const workers = Number(values.workers ?? 1);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError(`--workers takes a whole number from 1 to 64, not "${values.workers}"`);
       const config = load(values);
-      const log = loggerFor(config);
+      if (workers > 1 && !config.database.url) throw new UsageError('--workers needs PostgreSQL (database.url): the embedded database can be opened by one process only');
+      let log = loggerFor(config);
+      if (cluster.isWorker) {
+        // One of `serve --workers N`: the primary logged the configuration and stops it by message.
+        log = log.child({ worker: cluster.worker!.id });
+        const stopRequested = Promise.race([shutdownSignal(log), stopMessage()]);
+        const service = await startService(config, log, { clusterWorker: true });
+        await stopRequested;
+        await service.stop();
+        cluster.worker!.disconnect();
+        return 0;
+      }
       log.info({ config: redact(config) }, 'effective configuration');
       // Listening for signals before starting: a stop asked for during start-up waits for it, then stops.
       const stopRequested = shutdownSignal(log);
-      const service = await startService(config, log);
+      const service = workers > 1 ? await startCluster(config, log, workers) : await startService(config, log);
       await stopRequested;
       await service.stop();
       return 0;
@@ -79,11 +90,15 @@ const commands: Record<string, Command> = {
       const config = loadConfigFile(path, env);
       const log = loggerFor(config);
       const stopRequested = shutdownSignal(log);
-      const service = await startService(config, log);
+      // Step by step, so that a first start (which creates the embedded database) is not silent;
+      // times count from the start of the process.
+      const elapsed = () => `${(performance.now() / 1000).toFixed(1)} s`;
+      const progress = (step: string) => process.stdout.write(`[${elapsed()}] ${step}…\n`);
+      const service = await startService(config, log, { progress });
       process.stdout.write(
         [
           '',
-          `wiki-matrix-sso is running on ${config.database.url ? 'PostgreSQL' : `the embedded database (${config.database.data_dir})`}.`,
+          `wiki-matrix-sso is running on ${config.database.url ? 'PostgreSQL' : `the embedded database (${config.database.data_dir})`}, ready in ${elapsed()}.`,
           `  OpenID Connect issuer: ${config.http.public_url}`,
           `  listening on:          ${service.url}  (health: ${service.url}/health, readiness: ${service.url}/ready)`,
           '',
@@ -107,6 +122,7 @@ const commands: Record<string, Command> = {
       const config = load(values);
       const log = loggerFor(config);
       const stopRequested = shutdownSignal(log);
+      const { startWorker } = await import('./commands/worker.ts');
       const worker = await startWorker(config, log);
       await stopRequested;
       await worker.stop();
@@ -131,6 +147,7 @@ const commands: Record<string, Command> = {
     options: { ...configOption, 'dry-run': { type: 'boolean' } },
     async run(values) {
       const config = load(values);
+      const [{ runSync }, { progressOn }] = await Promise.all([import('./commands/sync.ts'), import('./commands/progress.ts')]);
       return runSync({ config, log: createLogger('warn'), dryRun: Boolean(values['dry-run']), progress: progressOn({ command: 'sync' }) });
     },
   },
@@ -142,6 +159,7 @@ const commands: Record<string, Command> = {
       const query = positionals.join(' ').trim();
       if (!query) throw new UsageError('say whom to look up');
       const config = load(values);
+      const { lookUp } = await import('./commands/whois.ts');
       const account = await lookUp(config, createLogger('warn'), query);
       if (!account) {
         process.stdout.write(`no account matches "${query}"\n`);
@@ -171,6 +189,7 @@ const commands: Record<string, Command> = {
       const who = positionals.join(' ').trim();
       if (!who) throw new UsageError('say whom to forget');
       const config = load(values);
+      const { runForget } = await import('./commands/forget.ts');
       return runForget({ config, log: createLogger('warn'), who, yes: Boolean(values.yes), by: values.by as string | undefined });
     },
   },

@@ -9,6 +9,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import { errors } from 'oidc-provider';
 import type { Config } from '../config/load.ts';
 import { accountRepository, wikiIdOf } from '../compose.ts';
 import type { Database } from '../db/index.ts';
@@ -193,7 +194,13 @@ export async function finishSignIn(ctx: Context, deps: SignInDeps): Promise<Sign
     code.codeChallengeMethod === 'S256' &&
     code.codeChallenge === s256(flow.verifier);
   if (!code || !valid || !code.accountId) return { kind: 'failed', reason: 'invalid' };
-  await code.consume();
+  try {
+    await code.consume();
+  } catch (error) {
+    // The same code presented twice at once: the adapter lets only one of them consume it.
+    if (error instanceof errors.InvalidGrant) return { kind: 'failed', reason: 'invalid' };
+    throw error;
+  }
   // The pages keep their own session; the grant made for this code is not needed again.
   if (code.grantId) await (await provider.Grant.find(code.grantId))?.destroy();
 

@@ -1,10 +1,22 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { accountRepository } from '../compose.ts';
 import type { Config } from '../config/load.ts';
 import { openDatabase, type Database } from '../db/index.ts';
-import { migrate } from '../db/migrate.ts';
+import { migrate, migrationStatus } from '../db/migrate.ts';
 import type { Logger } from '../log.ts';
 
-export async function openMigratedDatabase(config: Config, log: Logger): Promise<Database> {
+/** What a command is doing while it starts, for a person watching (`dev` prints it). */
+export type Progress = (step: string) => void;
+
+export async function openMigratedDatabase(config: Config, log: Logger, progress: Progress = () => {}): Promise<Database> {
+  const embedded = !config.database.url;
+  if (embedded) {
+    const fresh = !existsSync(join(config.database.data_dir, 'PG_VERSION'));
+    progress(fresh ? `creating the embedded database in ${config.database.data_dir} (first start only)` : `opening the embedded database in ${config.database.data_dir}`);
+  } else {
+    progress('connecting to PostgreSQL');
+  }
   const db = await openDatabase({
     url: config.database.url,
     dataDir: config.database.data_dir,
@@ -12,6 +24,8 @@ export async function openMigratedDatabase(config: Config, log: Logger): Promise
     connectTimeoutSeconds: config.database.connect_timeout,
   });
   try {
+    const { pending } = await migrationStatus(db);
+    if (pending.length > 0) progress(`applying ${pending.length} database migration${pending.length === 1 ? '' : 's'}`);
     const { applied, unknown } = await migrate(db);
     if (applied.length > 0) log.info({ migrations: applied.map((m) => `${m.version}_${m.name}`) }, 'applied migrations');
     if (unknown.length > 0) log.warn({ migrations: unknown }, 'the database has migrations this version does not know; is an older version running against a newer database?');

@@ -1,10 +1,9 @@
 import type { Config } from '../config/load.ts';
 import type { Database } from '../db/index.ts';
-import { lead } from '../db/leader.ts';
 import type { Logger } from '../log.ts';
 import { createMatrixGateway, type MatrixGateway } from '../matrix/index.ts';
 import { EventStreamTrigger, LogPoller, PostgresSyncCursorStore, WikiSource } from '../moderation/sources/index.ts';
-import { startModerationWorker, WORKER_LOCK, type ModerationWorker, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
+import { startModerationWorker, WORKER_LOCK, type PushTrigger, type StateSource, type Trigger } from '../moderation/worker.ts';
 import { accountRepository, actionApiClient, wikiIdOf, wikiUserAgent } from '../compose.ts';
 import { followRenames } from '../moderation/display-names.ts';
 import { deliverPendingLogouts, endAccountSessions } from '../oidc/logout.ts';
@@ -14,17 +13,12 @@ import type { AccountRepository } from '../identity/accounts.ts';
 import { listenForMetrics, metricsRegistry } from '../metrics/index.ts';
 import { personUrlFor } from '../admin/session.ts';
 import { privacyHousekeeping, type PrivacyHousekeeping } from '../privacy/housekeeping.ts';
+import { startIdle, type Worker } from './idle-worker.ts';
 import { openMigratedDatabase } from './common.ts';
 
 export { WORKER_LOCK };
 
-export interface Worker {
-  /** Resolves once this process is the leader. */
-  leading: Promise<void>;
-  /** The moderation loop, when `sync.enabled`. */
-  moderation: ModerationWorker | undefined;
-  stop(): Promise<void>;
-}
+export type { Worker };
 
 export interface ModerationSources {
   source: StateSource;
@@ -180,41 +174,4 @@ async function deliverAndAudit(deps: { db: Database; config: Config; log: Logger
     });
   }
   await new ModerationAuditLog(deps.db).append(entries);
-}
-
-/** How often a leader that does not mirror moderation runs the privacy work. */
-const IDLE_HOUSEKEEPING_MS = 60_000;
-
-function startIdle(log: Logger, db: Database, privacy: PrivacyHousekeeping): Worker {
-  const leadership = lead(db, WORKER_LOCK);
-  log.info('waiting to become the leader (another worker may hold the lock)');
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let turn: Promise<void> = Promise.resolve();
-  const housekeeping = () => {
-    if (stopped) return;
-    turn = privacy.run().catch((error) => log.warn({ err: error }, 'housekeeping failed; it is tried again shortly')).then(() => {
-      if (!stopped) (timer = setTimeout(housekeeping, IDLE_HOUSEKEEPING_MS)).unref();
-    });
-  };
-  const leading = leadership.acquired.then(() => {
-    log.info('leader: moderation mirroring is off (sync.enabled is false); only the retention purge runs');
-    housekeeping();
-  });
-  leading.catch(() => {});
-  void leadership.lost.then((error) => {
-    stopped = true;
-    clearTimeout(timer);
-    log.error({ err: error }, 'lost leadership: the database connection ended');
-  });
-  return {
-    leading,
-    moderation: undefined,
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await turn;
-      await leadership.stop();
-    },
-  };
 }

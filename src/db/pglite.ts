@@ -1,19 +1,33 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { publishStatement } from './statements.ts';
 import { DatabaseError, type Database, type LeaderLock, type Queryable, type Row } from './types.ts';
 
+// Units of work (unit-of-work.ts) are not taken up here: PGlite is one connection for every
+// request, so statements run as they come, each committing on its own.
 function wrap(db: Pick<PGlite, 'query' | 'exec'>): Queryable {
   return {
     async query<R extends Row>(sql: string, params?: readonly unknown[]) {
+      publishStatement('pglite', sql, params);
       const result = await db.query<R>(sql, params as unknown[] | undefined);
       return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
     },
     async exec(sql: string) {
+      publishStatement('pglite', sql, undefined);
       await db.exec(sql);
     },
   };
 }
+
+/**
+ * PostgreSQL's defaults size its buffers for a server of its own; embedded in the service, 16 MB of
+ * shared buffers hold the working set of a small community's sign-ins (the tables are a few MB
+ * per ten thousand accounts) and keep about 100 MB out of the process's memory.
+ */
+const MEMORY = ['-c', 'shared_buffers=16MB', '-c', 'wal_buffers=1MB', '-c', 'temp_buffers=1MB', '-c', 'work_mem=2MB', '-c', 'maintenance_work_mem=16MB'];
 
 /**
  * PGlite is a single-connection, single-process database: two processes opening the same
@@ -51,6 +65,22 @@ function isAlive(pid: number): boolean {
   }
 }
 
+const INIT_SCRIPT = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './pglite-init.ts' : './pglite-init.js', import.meta.url));
+
+/** Creates the database directory in a process of its own (pglite-init.ts says why). */
+function initdb(dir: string): Promise<void> {
+  return new Promise((resolveInit, reject) => {
+    const child = spawn(process.execPath, [INIT_SCRIPT, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (code === 0) resolveInit();
+      else reject(new Error(`initdb ${signal ? `was killed by ${signal}` : `exited with ${code}`}${stderr ? `: ${stderr.trim().split('\n').at(-1)}` : ''}`));
+    });
+  });
+}
+
 /**
  * Opens PGlite on disk, or in memory when dataDir is `memory://`. `loadDataDir` starts from a
  * dump of another instance (tests use it: loading a dump is several times faster than initdb).
@@ -69,7 +99,8 @@ export async function openPglite(dataDir: string, options: { loadDataDir?: Blob 
   }
   let db: PGlite;
   try {
-    db = await PGlite.create({ ...(inMemory ? {} : { dataDir: dir }), loadDataDir: options.loadDataDir });
+    if (!inMemory && !options.loadDataDir && !existsSync(join(dir, 'PG_VERSION'))) await initdb(dir);
+    db = await PGlite.create({ ...(inMemory ? {} : { dataDir: dir }), loadDataDir: options.loadDataDir, startParams: [...PGlite.defaultStartParams, ...MEMORY] });
   } catch (error) {
     unclaim();
     throw new DatabaseError(`cannot open the embedded database in ${dir}: ${(error as Error).message}`, { cause: error });

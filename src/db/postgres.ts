@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { publishStatement } from './statements.ts';
 import { ADVISORY_KEY_SQL, DatabaseError, type Database, type DatabaseOptions, type LeaderLock, type Queryable, type Row } from './types.ts';
+import { currentUnitOfWork, type UnitSession } from './unit-of-work.ts';
 
 const INT8 = 20;
 // Ids and counters fit in a double; returning numbers keeps both backends alike (PGlite does the same).
@@ -17,16 +20,140 @@ export function describeUrl(url: string): string {
   }
 }
 
-function wrap(client: pg.Pool | pg.PoolClient): Queryable {
+/**
+ * Parameterised statements are prepared once per connection, under a name derived from their
+ * text: PostgreSQL then skips parsing and planning them again, and each one is a shorter message.
+ * The service has a few dozen distinct statements; past MAX_PREPARED (SQL built at run time would
+ * be the cause) statements are sent unnamed.
+ */
+const MAX_PREPARED = 500;
+const prepared = new Map<string, string | null>();
+/** A prepared statement whose result columns changed under it (a migration by a newer process): 0A000. */
+const CACHED_PLAN_CHANGED = '0A000';
+
+function statementName(sql: string): string | undefined {
+  let name = prepared.get(sql);
+  if (name === undefined) {
+    if (prepared.size >= MAX_PREPARED) return undefined;
+    name = `wms_${createHash('sha1').update(sql).digest('hex').slice(0, 24)}`;
+    prepared.set(sql, name);
+  }
+  return name ?? undefined;
+}
+
+async function run<R extends Row>(client: pg.Pool | pg.PoolClient, sql: string, params: readonly unknown[] | undefined, inTransaction: boolean) {
+  publishStatement('postgres', sql, params);
+  const values = params as unknown[] | undefined;
+  const name = values && values.length > 0 ? statementName(sql) : undefined;
+  try {
+    return await client.query<R>(name ? { name, text: sql, values } : { text: sql, values });
+  } catch (error) {
+    // `SELECT *` prepared before a migration added a column: never prepare it again, and retry
+    // once unnamed where that is possible (not inside a transaction, which the error aborted).
+    if (!name || (error as { code?: string }).code !== CACHED_PLAN_CHANGED) throw error;
+    prepared.set(sql, null);
+    if (inTransaction) throw error;
+    return client.query<R>({ text: sql, values });
+  }
+}
+
+function wrap(client: pg.Pool | pg.PoolClient, inTransaction: boolean): Queryable {
   return {
     async query<R extends Row>(sql: string, params?: readonly unknown[]) {
-      const result = await client.query<R>(sql, params as unknown[] | undefined);
+      const result = await run<R>(client, sql, params, inTransaction);
       return { rows: result.rows, rowCount: result.rowCount ?? 0 };
     },
     async exec(sql: string) {
+      publishStatement('postgres', sql, undefined);
       await client.query(sql);
     },
   };
+}
+
+interface PooledSession extends UnitSession {
+  tx: Queryable;
+  savepoints: number;
+}
+
+/**
+ * A transaction on a connection of its own. A checked-out client has no listener of the pool's:
+ * losing the connection mid-transaction (the server restarting) would be an unhandled 'error'
+ * event, ending the process. Here the transaction fails instead, and the broken client is dropped,
+ * not handed out again.
+ */
+async function begin(pool: pg.Pool): Promise<PooledSession> {
+  const client = await pool.connect();
+  let lost: Error | undefined;
+  const onError = (error: Error) => void (lost ??= error);
+  client.on('error', onError);
+  const release = () => {
+    client.removeListener('error', onError);
+    pipelined(client, false);
+    client.release(lost);
+  };
+  const inner = wrap(client, true);
+  // BEGIN goes out in the same write as the transaction's first statement, instead of costing a
+  // round trip of its own: pg's pipeline mode sends a query without waiting for the answer to the
+  // one before, and the corked socket writes both at once.
+  let began: Promise<unknown> | undefined;
+  const first = async <T>(statement: () => Promise<T>): Promise<T> => {
+    if (began) {
+      await began;
+      return statement();
+    }
+    pipelined(client, true);
+    const socket = (client as unknown as { connection: { stream: NodeJS.WritableStream & { cork(): void; uncork(): void } } }).connection.stream;
+    socket.cork();
+    let result: Promise<T>;
+    try {
+      publishStatement('postgres', 'BEGIN', undefined);
+      began = client.query('BEGIN');
+      result = statement();
+    } finally {
+      socket.uncork();
+    }
+    const [beginning, answer] = await Promise.allSettled([began, result]);
+    if (beginning.status === 'rejected') {
+      lost ??= beginning.reason as Error;
+      throw beginning.reason;
+    }
+    if (answer.status === 'rejected') throw answer.reason;
+    return answer.value;
+  };
+  return {
+    tx: {
+      query: (sql, params) => first(() => inner.query(sql, params)),
+      exec: (sql) => first(() => inner.exec(sql)),
+    },
+    savepoints: 0,
+    async commit() {
+      try {
+        if (!began) return;
+        await began;
+        publishStatement('postgres', 'COMMIT', undefined);
+        await client.query('COMMIT');
+      } catch (error) {
+        lost ??= error as Error;
+        throw error;
+      } finally {
+        release();
+      }
+    },
+    async rollback() {
+      try {
+        if (began) await client.query('ROLLBACK');
+      } catch (error) {
+        lost ??= error as Error;
+      } finally {
+        release();
+      }
+    },
+  };
+}
+
+/** pg's pipeline mode (a client property since pg 8.21), on for a transaction's connection only. */
+function pipelined(client: pg.PoolClient, on: boolean): void {
+  (client as unknown as { pipeline: boolean }).pipeline = on;
 }
 
 const IDLE_IN_TRANSACTION_MS = 60_000;
@@ -60,32 +187,46 @@ export async function openPostgres(url: string, options: DatabaseOptions): Promi
     throw new DatabaseError(`cannot connect to ${description}: ${(error as Error).message || (error as NodeJS.ErrnoException).code}`, { cause: error });
   }
 
-  const base = wrap(pool);
+  const base = wrap(pool, false);
+  // Inside a unit of work (a step of the sign-in flow), statements go to the unit's transaction.
+  const unitSession = () => currentUnitOfWork()?.session(() => begin(pool));
   return {
     kind: 'postgres',
     description,
-    query: base.query,
-    exec: base.exec,
+    async query(sql, params) {
+      const session = unitSession();
+      return session ? (await session).tx.query(sql, params) : base.query(sql, params);
+    },
+    async exec(sql) {
+      const session = unitSession();
+      return session ? (await session).tx.exec(sql) : base.exec(sql);
+    },
     async transaction(fn) {
-      const client = await pool.connect();
-      // A checked-out client has no listener of the pool's: losing the connection mid-transaction
-      // (the server restarting) would be an unhandled 'error' event, ending the process. Here the
-      // transaction fails instead, and the broken client is dropped, not handed out again.
-      let lost: Error | undefined;
-      const onError = (error: Error) => void (lost ??= error);
-      client.on('error', onError);
-      try {
-        await client.query('BEGIN');
-        const result = await fn(wrap(client));
-        await client.query('COMMIT');
-        return result;
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      } finally {
-        client.removeListener('error', onError);
-        client.release(lost);
+      const inUnit = unitSession();
+      if (inUnit) {
+        // Part of the unit's transaction: a savepoint gives it its own rollback.
+        const session = await inUnit;
+        const savepoint = `wms_sp_${++session.savepoints}`;
+        await session.tx.exec(`SAVEPOINT ${savepoint}`);
+        try {
+          const result = await fn(session.tx);
+          await session.tx.exec(`RELEASE SAVEPOINT ${savepoint}`);
+          return result;
+        } catch (error) {
+          await session.tx.exec(`ROLLBACK TO SAVEPOINT ${savepoint}`).catch(() => {});
+          throw error;
+        }
       }
+      const session = await begin(pool);
+      let result;
+      try {
+        result = await fn(session.tx);
+      } catch (error) {
+        await session.rollback();
+        throw error;
+      }
+      await session.commit();
+      return result;
     },
     leaderLock(name) {
       return postgresLeaderLock(pool, name);

@@ -39,21 +39,31 @@ export class WikiLoginStore {
 
   /**
    * Claims the sign-in a wiki callback is about, once: the state must exist, belong to this
-   * browser, be unexpired and not have been used by an earlier callback.
+   * browser, be unexpired and not have been used by an earlier callback. One statement when it
+   * succeeds; only a refused claim reads the row again, to say why.
    */
   async claimCallback(state: string, browserKey: string | undefined): Promise<CallbackClaim> {
     const now = this.#clock();
-    const { rows } = await this.#db.query<{ interaction_uid: string; code_verifier: string; browser_hash: string; expires_at: Date; callback_at: Date | null }>(
-      'SELECT interaction_uid, code_verifier, browser_hash, expires_at, callback_at FROM wiki_logins WHERE state = $1',
-      [state],
+    const browserHash = browserKey ? hashBrowserKey(browserKey) : '';
+    const { rows } = await this.#db.query<{ interaction_uid: string; code_verifier: string }>(
+      `UPDATE wiki_logins SET callback_at = $3
+       WHERE state = $1 AND browser_hash = $2 AND expires_at > $3 AND callback_at IS NULL
+       RETURNING interaction_uid, code_verifier`,
+      [state, browserHash, now],
     );
-    const row = rows[0];
+    const claimed = rows[0];
+    if (claimed) return { ok: true, login: { state, interactionUid: claimed.interaction_uid, codeVerifier: claimed.code_verifier } };
+    const { rows: found } = await this.#db.query<{ browser_hash: string; expires_at: Date }>('SELECT browser_hash, expires_at FROM wiki_logins WHERE state = $1', [state]);
+    const row = found[0];
     if (!row) return { ok: false, reason: 'unknown' };
-    if (!browserKey || row.browser_hash !== hashBrowserKey(browserKey)) return { ok: false, reason: 'other_browser' };
+    if (!browserKey || row.browser_hash !== browserHash) return { ok: false, reason: 'other_browser' };
     if (row.expires_at <= now) return { ok: false, reason: 'expired' };
-    const claimed = await this.#db.query('UPDATE wiki_logins SET callback_at = $2 WHERE state = $1 AND callback_at IS NULL', [state, now]);
-    if (claimed.rowCount !== 1) return { ok: false, reason: 'replayed' };
-    return { ok: true, login: { state, interactionUid: row.interaction_uid, codeVerifier: row.code_verifier } };
+    return { ok: false, reason: 'replayed' };
+  }
+
+  /** Who signed in with this state: `forget` erases a person's sign-ins by it. */
+  async recordAccount(state: string, account: { wiki: string; centralId: string }): Promise<void> {
+    await this.#db.query('UPDATE wiki_logins SET account_wiki = $2, account_central_id = $3 WHERE state = $1', [state, account.wiki, account.centralId]);
   }
 
   /** The interaction of this browser's most recent unexpired sign-in (a cancel on the wiki comes back without state). */
@@ -65,24 +75,6 @@ export class WikiLoginStore {
       [hashBrowserKey(browserKey), this.#clock()],
     );
     return rows[0]?.interaction_uid;
-  }
-
-  async recordAccount(state: string, account: { wiki: string; centralId: string }): Promise<void> {
-    await this.#db.query('UPDATE wiki_logins SET account_wiki = $2, account_central_id = $3 WHERE state = $1', [state, account.wiki, account.centralId]);
-  }
-
-  /** The account that signed in for this interaction, handed out once. */
-  async takeAccount(interactionUid: string): Promise<{ wiki: string; centralId: string } | undefined> {
-    const { rows } = await this.#db.query<{ account_wiki: string; account_central_id: string }>(
-      `UPDATE wiki_logins SET completed_at = $2
-       WHERE state = (SELECT state FROM wiki_logins WHERE interaction_uid = $1 AND account_central_id IS NOT NULL AND completed_at IS NULL
-                      ORDER BY created_at DESC LIMIT 1)
-         AND completed_at IS NULL
-       RETURNING account_wiki, account_central_id`,
-      [interactionUid, this.#clock()],
-    );
-    const row = rows[0];
-    return row ? { wiki: row.account_wiki, centralId: row.account_central_id } : undefined;
   }
 
   async purgeExpired(): Promise<number> {
@@ -97,6 +89,63 @@ export interface StoredProfile {
   groups: string[];
   email: string | undefined;
   fetchedAt: Date;
+}
+
+/** What a token or the userinfo endpoint needs to know about an account, read in one statement. */
+export interface AccountClaims {
+  username: string;
+  localpart: string;
+  /** Undefined when the account has no stored wiki profile (an account older than profiles). */
+  profile: StoredProfile | undefined;
+  /**
+   * Whether moderation ended this person's sessions (`moderation.sessions`: a `session_end` record,
+   * kept while the wiki sanction lasts): such a person gets no token and may not sign in again.
+   */
+  sessionsEnded: boolean;
+}
+
+/**
+ * The account, its wiki profile and whether its sessions were ended, in one round trip: the
+ * provider asks for an account at the authorization, the code exchange and userinfo, and for its
+ * claims at the last two.
+ */
+export class AccountClaimsStore {
+  readonly #db: Queryable;
+  readonly #serverName: string;
+
+  /** `serverName`: the homeserver's, for the Matrix ID the service proposed (`matrixIdsOf`). */
+  constructor(db: Queryable, serverName: string) {
+    this.#db = db;
+    this.#serverName = serverName;
+  }
+
+  async find(wiki: string, centralId: string): Promise<AccountClaims | undefined> {
+    const { rows } = await this.#db.query<{
+      username: string;
+      localpart: string;
+      edit_count: number | null;
+      registered: Date | null;
+      groups: string[] | null;
+      email: string | null;
+      fetched_at: Date | null;
+      sessions_ended: boolean;
+    }>(
+      // The Matrix IDs are matrixIdsOf's: the one the homeserver reported, and the proposed one.
+      `SELECT a.username, a.localpart, p.edit_count, p.registered, p.groups, p.email, p.fetched_at,
+         EXISTS (SELECT 1 FROM moderation_records m WHERE m.kind = 'session_end' AND m.room_id = ''
+                 AND m.key IN (a.matrix_user_id, '@' || a.localpart || ':' || $3)) AS sessions_ended
+       FROM accounts a LEFT JOIN wiki_profiles p ON p.wiki = a.wiki AND p.central_id = a.central_id
+       WHERE a.wiki = $1 AND a.central_id = $2`,
+      [wiki, centralId, this.#serverName],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    const profile =
+      row.fetched_at === null
+        ? undefined
+        : { editCount: row.edit_count!, registered: row.registered, groups: row.groups!, email: row.email ?? undefined, fetchedAt: row.fetched_at };
+    return { username: row.username, localpart: row.localpart, profile, sessionsEnded: row.sessions_ended };
+  }
 }
 
 export class WikiProfileStore {
@@ -128,23 +177,5 @@ export class WikiProfileStore {
     );
     const row = rows[0];
     return row && { editCount: row.edit_count, registered: row.registered, groups: row.groups, email: row.email ?? undefined, fetchedAt: row.fetched_at };
-  }
-}
-
-/**
- * Whose sessions moderation ended (`moderation.sessions`: a `session_end` record, kept while the
- * wiki sanction lasts): such a person gets no token from a refresh, userinfo or code exchange.
- */
-export class EndedSessionStore {
-  readonly #db: Queryable;
-
-  constructor(db: Queryable) {
-    this.#db = db;
-  }
-
-  async ended(userIds: readonly string[]): Promise<boolean> {
-    if (userIds.length === 0) return false;
-    const { rows } = await this.#db.query("SELECT 1 FROM moderation_records WHERE kind = 'session_end' AND room_id = '' AND key = ANY($1) LIMIT 1", [userIds]);
-    return rows.length > 0;
   }
 }

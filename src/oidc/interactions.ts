@@ -5,8 +5,9 @@
 //   GET  /interaction/:uid           "Continue with <wiki>" (login) or the consent page; for a
 //                                    first-party app (skip_consent) straight on to the wiki
 //   POST /interaction/:uid/wiki      → the wiki (PKCE; `state` bound to this interaction and browser)
-//   GET  /wiki/callback              ← the wiki; checks state, exchanges the code, applies login rules
-//   GET  /interaction/:uid/complete  finishes the login with the account the callback recorded
+//   GET  /wiki/callback              ← the wiki; checks state, exchanges the code, applies login
+//                                    rules, and finishes the login: the browser goes straight back
+//                                    to the provider's resume URL (its resume cookie binds it there)
 //   POST /interaction/:uid/consent   grants the requested scopes
 //   POST /interaction/:uid/abort     ends the sign-in; the app gets the OAuth error
 import { randomBytes } from 'node:crypto';
@@ -15,10 +16,11 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { Config } from '../config/load.ts';
-import { matrixIdsOf, type AccountRepository } from '../identity/accounts.ts';
+import { commitUnitOfWork } from '../db/unit-of-work.ts';
+import type { AccountRepository } from '../identity/accounts.ts';
 import type { Logger } from '../log.ts';
 import { loginProblem } from '../login/policy.ts';
-import type { EndedSessionStore, WikiLoginStore, WikiProfileStore } from '../login/store.ts';
+import type { AccountClaimsStore, WikiLoginStore, WikiProfileStore } from '../login/store.ts';
 import { PROBLEM_KINDS, problemInfo, type Problem, type ProblemKind } from '../views/index.ts';
 import { WikiApiError, type ActionApiClient } from '../wiki/action-api.ts';
 import { WikiOAuthError, type WikiOAuthClient } from '../wiki/oauth.ts';
@@ -40,8 +42,8 @@ export interface InteractionDeps {
   logins: WikiLoginStore;
   accounts: AccountRepository;
   profiles: WikiProfileStore;
-  /** Whose sessions moderation ended for a sanction still in force: they may not sign in again. */
-  endedSessions: EndedSessionStore;
+  /** Accounts, and whether moderation ended their sessions for a sanction still in force: they may not sign in again. */
+  claims: AccountClaimsStore;
   pages: Pages;
   clock: () => Date;
   log: Logger;
@@ -239,9 +241,13 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
       return;
     }
     const { login } = claim;
-    let outcome;
+    // The interaction this sign-in finishes; gone when the person took longer than oidc.ttl.interaction.
+    const pending = await provider.Interaction.find(login.interactionUid);
+    // The claim is committed before the wiki is asked: no connection waits in a transaction on it.
+    await commitUnitOfWork();
+    let outcome: { centralId: string } | { problem: Problem };
     try {
-      outcome = await signIn(ctx, login.state, login.codeVerifier, login.interactionUid);
+      outcome = pending ? await signIn(ctx, login.state, login.codeVerifier, emailAsked(pending)) : { problem: { kind: 'session_invalid' } };
     } catch (error) {
       outcome = { problem: unexpected(error, login.interactionUid) };
     }
@@ -251,12 +257,19 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
       await refuse(ctx, login.interactionUid, outcome.problem);
       return;
     }
+    // The login becomes the interaction's result, as interactionResult() would record it, and the
+    // browser goes straight back to the authorization. The callback's claim (this state, in the
+    // browser holding its binding cookie) vouches for the browser here, where the interaction
+    // cookie is not sent (its path is /interaction/<uid>); the resume cookie still binds the
+    // authorization to the browser that started it.
+    pending!.result = { login: { accountId: outcome.centralId } };
+    await pending!.save(Math.max(1, pending!.exp - Math.floor(deps.clock().getTime() / 1000)));
     ctx.status = 303;
-    ctx.redirect(`/interaction/${login.interactionUid}/complete`);
+    ctx.redirect(pending!.returnTo);
   });
 
   /** Exchanges the wiki's code, applies the login rules, and records the account: or says why not. */
-  async function signIn(ctx: Context, state: string, codeVerifier: string, interactionUid: string): Promise<{ centralId: string } | { problem: Problem }> {
+  async function signIn(ctx: Context, state: string, codeVerifier: string, keepEmail: boolean): Promise<{ centralId: string } | { problem: Problem }> {
     let profile;
     try {
       profile = await deps.wiki!.finish({ callbackUrl: new URL(ctx.originalUrl, callbackUrl), expectedState: state, codeVerifier, redirectUri: callbackUrl });
@@ -283,32 +296,19 @@ export function mountInteractions(router: Router, deps: InteractionDeps): void {
     if (profile.hidden) return { problem: { kind: 'account_hidden' } };
     // The wiki refuses locked accounts itself; this holds for every sanction that ended sessions,
     // and for the time a wiki lets an account through that moderation already saw sanctioned.
-    const known = await deps.accounts.findByCentralId(deps.wikiId, profile.centralId);
-    if (known && (await deps.endedSessions.ended(matrixIdsOf(known, deps.config.matrix.server_name)))) return { problem: { kind: 'sanctioned' } };
+    const known = await deps.claims.find(deps.wikiId, profile.centralId);
+    if (known?.sessionsEnded) return { problem: { kind: 'sanctioned' } };
     const account = await deps.accounts.upsertOnLogin({ wiki: deps.wikiId, centralId: profile.centralId, username: profile.username });
-    await deps.profiles.save(deps.wikiId, profile, deps.clock(), { keepEmail: await emailAsked(interactionUid) });
+    await deps.profiles.save(deps.wikiId, profile, deps.clock(), { keepEmail });
     await logins.recordAccount(state, { wiki: deps.wikiId, centralId: account.centralId });
     log.info({ localpart: account.localpart }, 'signed in');
     return { centralId: account.centralId };
   }
 
   /** Whether the relying party this sign-in is for asked for the email address, and may have it. */
-  async function emailAsked(interactionUid: string): Promise<boolean> {
-    const pending = await provider.Interaction.find(interactionUid);
-    if (!pending) return false;
+  function emailAsked(pending: InstanceType<Provider['Interaction']>): boolean {
     return emailRequested(pending.params.scope, clientConfig(String(pending.params.client_id ?? ''))?.scopes ?? []);
   }
-
-  router.get('/interaction/:uid/complete', async (ctx) => {
-    const details = await interaction(ctx);
-    if (!details) return;
-    const account = await logins.takeAccount(details.uid);
-    if (!account) {
-      pages.send(ctx, 'error', { problem: { kind: 'session_invalid' }, requestId: ctx.state.requestId });
-      return;
-    }
-    await finish(ctx, { login: { accountId: account.centralId } });
-  });
 
   router.post('/interaction/:uid/consent', async (ctx) => {
     const details = await interaction(ctx);

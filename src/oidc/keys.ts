@@ -115,16 +115,21 @@ export class SigningKeyStore {
   }
 
   /**
-   * Creates the missing active key of each algorithm (on first start). Processes starting at
-   * once queue on an advisory lock, so only the first generates keys.
+   * Creates the missing active key of each algorithm (on first start); says whether it created
+   * any. Processes starting at once queue on an advisory lock, so only the first generates keys.
    */
-  async ensure(): Promise<void> {
-    if ((await this.#activeAlgs(this.#db)).size === SIGNING_ALGS.length) return;
-    await this.#locked(async (tx) => {
+  async ensure(): Promise<boolean> {
+    if ((await this.#activeAlgs(this.#db)).size === SIGNING_ALGS.length) return false;
+    return this.#locked(async (tx) => {
       const active = await this.#activeAlgs(tx);
+      let created = false;
       for (const alg of SIGNING_ALGS) {
-        if (!active.has(alg)) await this.#insert(tx, await generate(alg));
+        if (!active.has(alg)) {
+          await this.#insert(tx, await generate(alg));
+          created = true;
+        }
       }
+      return created;
     });
   }
 

@@ -2,8 +2,7 @@
 // It owns the protocol state; the interaction routes (interactions.ts) only sign people in.
 import Provider, { type Adapter, type ClientMetadata, type Configuration, type JWK, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/load.ts';
-import { matrixIdsOf, type AccountRepository } from '../identity/accounts.ts';
-import type { EndedSessionStore, WikiProfileStore } from '../login/store.ts';
+import type { AccountClaimsStore } from '../login/store.ts';
 import type { Logger } from '../log.ts';
 import type { Problem } from '../views/index.ts';
 import { VERSION } from '../version.ts';
@@ -32,10 +31,8 @@ export interface ProviderDeps {
   wikiId: string;
   adapter: new (name: string) => Adapter;
   jwks: { keys: JWK[] };
-  accounts: AccountRepository;
-  profiles: WikiProfileStore;
-  /** Whose sessions moderation ended for a sanction still in force. */
-  endedSessions: EndedSessionStore;
+  /** Accounts with their wiki profile, and whether moderation ended their sessions for a sanction still in force. */
+  claims: AccountClaimsStore;
   pages: Pages;
   log: Logger;
 }
@@ -61,6 +58,7 @@ export function clientMetadata(client: Config['oidc']['clients'][number]): Clien
 export function createProvider(deps: ProviderDeps): Provider {
   const { config, log, pages } = deps;
   const issuer = new URL(config.http.public_url).origin;
+  const firstParty = new Set(config.oidc.clients.filter((c) => c.skip_consent).map((c) => c.client_id));
 
   const configuration: Configuration = {
     adapter: deps.adapter,
@@ -108,34 +106,46 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     findAccount: async (_ctx, sub, token) => {
-      const account = await deps.accounts.findByCentralId(deps.wikiId, sub);
+      const account = await deps.claims.find(deps.wikiId, sub);
       if (!account) return undefined;
       // Presenting a token (refresh, userinfo, code exchange): refused while a wiki sanction that
       // ended this person's sessions stands. oidc-provider answers invalid_grant / invalid_token.
-      if (token) {
-        if (await deps.endedSessions.ended(matrixIdsOf(account, config.matrix.server_name))) {
-          log.info({ sub, kind: token.kind }, 'refused a token: a wiki sanction ended this person\'s sessions');
-          return undefined;
-        }
+      if (token && account.sessionsEnded) {
+        log.info({ sub, kind: token.kind }, 'refused a token: a wiki sanction ended this person\'s sessions');
+        return undefined;
       }
+      const { profile } = account;
       return {
         accountId: sub,
-        claims: async () => {
-          const profile = await deps.profiles.find(deps.wikiId, sub);
-          return {
-            sub,
-            name: account.username,
-            preferred_username: account.localpart,
-            wiki_username: account.username,
-            ...(profile && {
-              ...(profile.email ? { email: profile.email, email_verified: true } : {}),
-              groups: explicitGroups(profile.groups),
-              editcount: profile.editCount,
-              ...(profile.registered ? { registered: profile.registered.toISOString() } : {}),
-            }),
-          };
-        },
+        claims: async () => ({
+          sub,
+          name: account.username,
+          preferred_username: account.localpart,
+          wiki_username: account.username,
+          ...(profile && {
+            ...(profile.email ? { email: profile.email, email_verified: true } : {}),
+            groups: explicitGroups(profile.groups),
+            editcount: profile.editCount,
+            ...(profile.registered ? { registered: profile.registered.toISOString() } : {}),
+          }),
+        }),
       };
+    },
+    // A first-party relying party (skip_consent) is granted the scopes and claims it asks for
+    // (its client scopes already bound them) without a consent interaction: one interaction per
+    // sign-in instead of two. Everything else is oidc-provider's default.
+    loadExistingGrant: async (ctx) => {
+      const { oidc } = ctx;
+      const clientId = oidc.client!.clientId;
+      const grantId = oidc.result?.consent?.grantId || oidc.session!.grantIdFor(clientId);
+      if (grantId) return oidc.provider.Grant.find(grantId);
+      if (!firstParty.has(clientId) || !oidc.account) return undefined;
+      const grant = new oidc.provider.Grant({ accountId: oidc.account.accountId, clientId });
+      grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
+      const claims = [...oidc.requestParamClaims];
+      if (claims.length > 0) grant.addOIDCClaims(claims);
+      await grant.save();
+      return grant;
     },
     renderError: async (ctx, out, error) => {
       const status = (error as { statusCode?: number }).statusCode ?? 500;

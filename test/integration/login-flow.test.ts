@@ -323,6 +323,23 @@ describe('refusals', () => {
     assert.equal(other.status, 400);
   });
 
+  test('the callback sends the browser straight back to the authorization, which only the browser that started it can resume', async () => {
+    stack.wiki.login = { user: editor({ centralId: 8003, username: 'Возобновление' }) };
+    const browser = new Browser();
+    const request = await rp.authorizationRequest();
+    const toWiki = await browser.follow(request.url, { stopAt: (u) => u.pathname.endsWith('/wiki/callback') });
+    const back = await browser.request(toWiki.location!);
+    assert.equal(back.status, 303);
+    assert.match(back.location!.pathname, /^\/auth\/[^/]+$/);
+    // Another browser given the resume URL has no resume cookie: no code for it.
+    const elsewhere = await new Browser().follow(back.location!, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+    assert.equal(elsewhere.status, 400);
+    assert.ok(!elsewhere.location?.href.startsWith(RP_CALLBACK));
+    const resumed = await browser.follow(back.location!, { stopAt: (u) => u.href.startsWith(RP_CALLBACK) });
+    assert.ok(resumed.location?.searchParams.get('code'));
+    assert.equal((await rp.exchange(resumed.location!, request)).claims()?.sub, '8003');
+  });
+
   test('a tampered interaction cookie ends in a clear page', async () => {
     const browser = new Browser();
     const tool = await RelyingParty.discover(stack.issuer, 'tool', 'tool-secret');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterAll, beforeAll, beforeEach, describe, it } from '@jest/globals';
 import Provider, { type Adapter, type AdapterConstructor } from 'oidc-provider';
+import { onStatement } from '../../src/db/statements.ts';
 import { adapterFactory, purgeExpired, startPurgeJob } from '../../src/oidc/adapter.ts';
 import { backends, type TestDatabase } from '../support/backends.ts';
 
@@ -87,7 +88,51 @@ for (const backend of backends()) {
       assert.deepEqual(await model('AuthorizationCode').find('code'), { jti: 'code', grantId: 'g', consumed: epoch(now) });
       const { rows } = await db.query('SELECT consumed_at FROM oidc_payloads');
       assert.deepEqual(rows, [{ consumed_at: now }]);
-      await model('AuthorizationCode').consume('missing');
+    });
+
+    it('consumes once: a second consume, or of a code revoked meanwhile, is refused as invalid_grant', async () => {
+      await model('AuthorizationCode').upsert('code', { jti: 'code', grantId: 'g' }, 60);
+      // Two exchanges of one code at once both find it unconsumed; only the first may use it.
+      const results = await Promise.allSettled([model('AuthorizationCode').consume('code'), model('AuthorizationCode').consume('code')]);
+      assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+      const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      assert.equal(refused.reason.error, 'invalid_grant');
+      await assert.rejects(model('AuthorizationCode').consume('missing'), (error: { error?: string }) => error.error === 'invalid_grant');
+    });
+
+    it('does not write a session again that is saved unchanged right after being read, and never brings back one deleted meanwhile', async () => {
+      const sessions = model('Session');
+      await sessions.upsert('s1', { jti: 's1', uid: 'u1', accountId: 'Ёжик', exp: epoch(now) + 600 }, 600);
+      const writes: string[] = [];
+      const stop = onStatement(({ sql }) => void (/^\s*(INSERT|UPDATE|DELETE)/.test(sql) && writes.push(sql)));
+      try {
+        // oidc-provider reads the session at the start of a request and saves it at the end, its
+        // rolling expiry a moment later: nothing to write.
+        const read = await sessions.find('s1');
+        later(1);
+        await sessions.upsert('s1', { ...read, exp: epoch(now) + 600 }, 600);
+        assert.deepEqual(writes, []);
+        // Changed: written.
+        await sessions.upsert('s1', { ...read, accountId: 'שלום', exp: epoch(now) + 600 }, 600);
+        assert.equal(writes.length, 1);
+        assert.equal((await sessions.find('s1'))?.accountId, 'שלום');
+        // Ended by another process after this one read it: saving what was read does not revive it.
+        const again = await sessions.find('s1');
+        await db.query("DELETE FROM oidc_payloads WHERE model = 'Session' AND id = 's1'");
+        await sessions.upsert('s1', { ...again }, 600);
+        assert.equal(await sessions.find('s1'), undefined);
+        // Not read since: written as it is.
+        await sessions.upsert('s1', { ...again }, 600);
+        assert.equal((await sessions.find('s1'))?.accountId, 'שלום');
+        // Tokens are never saved twice; each upsert is written.
+        const before = writes.length;
+        await model('AccessToken').upsert('t1', { jti: 't1' }, 60);
+        await model('AccessToken').find('t1');
+        await model('AccessToken').upsert('t1', { jti: 't1' }, 60);
+        assert.equal(writes.length, before + 2);
+      } finally {
+        stop();
+      }
     });
 
     it('keeps the consumed mark when the payload is written again', async () => {
