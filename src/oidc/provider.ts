@@ -176,6 +176,11 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = config.http.trust_proxy;
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider server error'));
   provider.on('backchannel.error', (_ctx, error, client) => log.warn({ err: error, client: client.clientId }, 'back-channel logout failed'));
+  // A refused exchange says only `invalid_grant` to the client; why (expired, already used, PKCE…) is
+  // in error_detail, which names no secret.
+  provider.on('grant.error', (ctx, error) =>
+    log.warn({ grantType: String(ctx.oidc?.params?.grant_type ?? 'unknown'), error: error.error, detail: (error as { error_detail?: string }).error_detail }, 'refused a token request'),
+  );
   provider.on('grant.success', (ctx) => report(topics.token, () => ({ grantType: String(ctx.oidc.params?.grant_type ?? 'unknown') })));
   return provider;
 }
