@@ -50,7 +50,9 @@ const jest = createRequire(import.meta.url).resolve('jest/bin/jest');
 const nodeOptions = [process.env.NODE_OPTIONS, '--experimental-vm-modules'].filter(Boolean).join(' ');
 const result = spawnSync(
   process.execPath,
-  [jest, '--selectProjects', ...selected, '--json', `--outputFile=${resultsFile}`, ...(process.env.CI ? ['--ci'] : []), ...passThrough],
+  // Under CI, a handle some test left open (jest runs the files in one process here) must not hold
+  // the run past its results: --forceExit ends it, and jest still names the leak in its output.
+  [jest, '--selectProjects', ...selected, '--json', `--outputFile=${resultsFile}`, ...(process.env.CI ? ['--ci', '--forceExit'] : []), ...passThrough],
   { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: nodeOptions } },
 );
 let results: JestResults | undefined;
