@@ -201,7 +201,9 @@ for (const backend of backends()) {
 
     it('is accepted by oidc-provider, which reads and writes through it', async () => {
       Adapter = adapterFactory(db);
-      const provider = new Provider('http://127.0.0.1/', { adapter: Adapter, jwks: { keys: [] }, features: { devInteractions: { enabled: false } } });
+      // A Grant lifetime as the service sets one (oidc-provider otherwise notices its default on the console).
+      const ttl = { Grant: 600 };
+      const provider = new Provider('http://127.0.0.1/', { adapter: Adapter, jwks: { keys: [] }, ttl, features: { devInteractions: { enabled: false } } });
       assert.equal(await provider.Session.find('nonexistent'), undefined);
       const grant = new provider.Grant({ accountId: 'acct', clientId: 'client' });
       grant.addOIDCScope('openid');
