@@ -243,21 +243,3 @@ export const forgetJson = (r: ForgetResult): ForgetJson => ({
   handed_over: r.handedOver.map((h) => ({ kind: h.kind, room_id: h.roomId, user_id: h.userId, cause: { kind: h.cause.kind, block_id: h.cause.blockId, expiry: h.cause.expiry } })),
   taken_back: r.takenBack.map((t) => ({ kind: t.kind, room_id: t.roomId, user_id: t.userId, level: t.level })),
 });
-
-/** The other way, for the command line that asked the running service. */
-export const forgetResultOf = (j: ForgetJson): ForgetResult => ({
-  dryRun: j.dry_run,
-  person: { wiki: j.person.wiki, centralId: j.person.central_id, username: j.person.username, displayName: j.person.display_name, matrixIds: j.person.matrix_ids },
-  opaqueId: j.opaque_id,
-  erased: {
-    accounts: j.erased.accounts,
-    wikiProfiles: j.erased.wiki_profiles,
-    signIns: j.erased.sign_ins,
-    providerRecords: j.erased.provider_records,
-    pendingLogouts: j.erased.pending_logouts,
-    sessionEnds: j.erased.session_ends,
-  },
-  audit: { reKeyed: j.audit.re_keyed, mentionsRemoved: j.audit.mentions_removed },
-  handedOver: j.handed_over.map((h) => ({ kind: h.kind, roomId: h.room_id, userId: h.user_id, cause: { kind: h.cause.kind, blockId: h.cause.block_id, expiry: h.cause.expiry } })),
-  takenBack: j.taken_back.map((t) => ({ kind: t.kind, roomId: t.room_id, userId: t.user_id, level: t.level })),
-});

@@ -3,11 +3,11 @@
 // embedded database, it asks that service to do it through the admin API, as `whois` does.
 import { userInfo } from 'node:os';
 import type { Writable } from 'node:stream';
-import { forgetResultOf, type ForgetJson } from '../admin/read.ts';
+import { forgetJson, type ForgetJson } from '../admin/read.ts';
 import type { Config } from '../config/load.ts';
 import { DatabaseError } from '../db/index.ts';
 import type { Logger } from '../log.ts';
-import { forgetPerson, type ForgetResult } from '../privacy/forget.ts';
+import { forgetPerson } from '../privacy/forget.ts';
 import { openMigratedDatabase } from './common.ts';
 import { AdminApiClient } from './remote.ts';
 
@@ -33,12 +33,13 @@ export async function runForget(command: ForgetCommand): Promise<number> {
     return 1;
   }
   out.write(describe(result));
-  if (result.dryRun) out.write(`\nNothing was changed. Run again with --yes to forget ${result.person.username}; it cannot be undone.\n`);
-  else command.log.info({ opaqueId: result.opaqueId, by }, 'forgot a person');
+  if (result.dry_run) out.write(`\nNothing was changed. Run again with --yes to forget ${result.person.username}; it cannot be undone.\n`);
+  else command.log.info({ opaqueId: result.opaque_id, by }, 'forgot a person');
   return 0;
 }
 
-async function forget(command: ForgetCommand, by: string): Promise<ForgetResult | undefined> {
+/** What was forgotten, in the admin API's form: the answer of the running service, or the same made here. */
+async function forget(command: ForgetCommand, by: string): Promise<ForgetJson | undefined> {
   let db;
   try {
     db = await openMigratedDatabase(command.config, command.log);
@@ -46,11 +47,11 @@ async function forget(command: ForgetCommand, by: string): Promise<ForgetResult 
     if (!(error instanceof DatabaseError) || error.code !== 'in_use') throw error;
     const api = new AdminApiClient(command.config, error.message, command.fetch);
     // The service records its token's name as the one who acted, and who asked beside it.
-    const answer = await api.call<ForgetJson>('POST', '/forget', { person: command.who, dry_run: !command.yes, on_behalf_of: by });
-    return answer && forgetResultOf(answer);
+    return api.call<ForgetJson>('POST', '/forget', { person: command.who, dry_run: !command.yes, on_behalf_of: by });
   }
   try {
-    return await forgetPerson({ db, config: command.config }, command.who, { performedBy: by, dryRun: !command.yes });
+    const result = await forgetPerson({ db, config: command.config }, command.who, { performedBy: by, dryRun: !command.yes });
+    return result && forgetJson(result);
   } finally {
     await db.close();
   }
@@ -58,28 +59,28 @@ async function forget(command: ForgetCommand, by: string): Promise<ForgetResult 
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
-export function describe(result: ForgetResult): string {
+export function describe(result: ForgetJson): string {
   const { person, erased, audit } = result;
-  const [erase, keep, handOver, takeBack] = (result.dryRun ? ['erase', 'keep', 'hand over', 'take back'] : ['erased', 'kept', 'handed over', 'taken back']).map((v) => v.padEnd(12));
+  const [erase, keep, handOver, takeBack] = (result.dry_run ? ['erase', 'keep', 'hand over', 'take back'] : ['erased', 'kept', 'handed over', 'taken back']).map((v) => v.padEnd(12));
   const lines = [
-    result.dryRun
-      ? `Dry run: forgetting ${person.username} (central user id ${person.centralId} on ${person.wiki}; ${person.matrixIds.join(', ')}) would:`
-      : `Forgot ${person.username} (central user id ${person.centralId} on ${person.wiki}; ${person.matrixIds.join(', ')}):`,
-    `  ${erase}the account (username, display name, localpart, Matrix ID), ${plural(erased.wikiProfiles, 'cached wiki profile')} (groups, edit count, email),`,
-    `${' '.repeat(14)}${plural(erased.signIns, 'sign-in')}, ${plural(erased.providerRecords, 'session, grant or token', 'sessions, grants and tokens')}, ${plural(erased.pendingLogouts, 'pending logout')}, ${plural(erased.sessionEnds, 'session-end record')}`,
-    `  ${keep}${plural(audit.reKeyed, 'audit entry', 'audit entries')} under ${result.dryRun ? 'a new opaque id' : result.opaqueId}, names removed; ${plural(audit.mentionsRemoved, 'mention')} elsewhere removed`,
+    result.dry_run
+      ? `Dry run: forgetting ${person.username} (central user id ${person.central_id} on ${person.wiki}; ${person.matrix_ids.join(', ')}) would:`
+      : `Forgot ${person.username} (central user id ${person.central_id} on ${person.wiki}; ${person.matrix_ids.join(', ')}):`,
+    `  ${erase}the account (username, display name, localpart, Matrix ID), ${plural(erased.wiki_profiles, 'cached wiki profile')} (groups, edit count, email),`,
+    `${' '.repeat(14)}${plural(erased.sign_ins, 'sign-in')}, ${plural(erased.provider_records, 'session, grant or token', 'sessions, grants and tokens')}, ${plural(erased.pending_logouts, 'pending logout')}, ${plural(erased.session_ends, 'session-end record')}`,
+    `  ${keep}${plural(audit.re_keyed, 'audit entry', 'audit entries')} under ${result.dry_run ? 'a new opaque id' : result.opaque_id}, names removed; ${plural(audit.mentions_removed, 'mention')} elsewhere removed`,
   ];
-  if (result.handedOver.length > 0) {
+  if (result.handed_over.length > 0) {
     lines.push(`  ${handOver}sanctions that stay in Matrix; the service no longer lifts them, so a moderator does when they end:`);
-    for (const h of result.handedOver) {
-      const what = h.kind === 'ban' ? `ban of ${h.userId} in ${h.roomId}` : h.kind === 'policy_rule' ? `policy rule against ${h.userId} in ${h.roomId}` : `suspension of ${h.userId}`;
-      const ref = h.cause.blockId !== null ? `, block #${h.cause.blockId}` : '';
+    for (const h of result.handed_over) {
+      const what = h.kind === 'ban' ? `ban of ${h.user_id} in ${h.room_id}` : h.kind === 'policy_rule' ? `policy rule against ${h.user_id} in ${h.room_id}` : `suspension of ${h.user_id}`;
+      const ref = h.cause.block_id !== null ? `, block #${h.cause.block_id}` : '';
       lines.push(`${' '.repeat(14)}${what} (${h.cause.kind.replace(/_/g, ' ')}${ref}, ${h.cause.expiry ? `until ${h.cause.expiry}` : 'indefinite'})`);
     }
   }
-  if (result.takenBack.length > 0) {
+  if (result.taken_back.length > 0) {
     lines.push(`  ${takeBack}at the next full moderation pass, privileges the wiki no longer vouches for:`);
-    for (const t of result.takenBack) lines.push(`${' '.repeat(14)}${t.kind === 'level' ? `power level ${t.level}` : 'membership (gated room)'} of ${t.userId} in ${t.roomId}`);
+    for (const t of result.taken_back) lines.push(`${' '.repeat(14)}${t.kind === 'level' ? `power level ${t.level}` : 'membership (gated room)'} of ${t.user_id} in ${t.room_id}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -34,24 +34,22 @@ export class UnitOfWork {
   }
 
   /** Commits what the unit did so far; the next statement opens a new transaction. */
-  async commit(): Promise<void> {
-    const opening = this.#opening;
-    if (!opening) return;
-    this.#opening = undefined;
-    await opening.catch(() => undefined);
-    const session = this.#session;
-    this.#session = undefined;
-    await session?.commit();
+  commit(): Promise<void> {
+    return this.#end('commit');
   }
 
-  async rollback(): Promise<void> {
+  rollback(): Promise<void> {
+    return this.#end('rollback');
+  }
+
+  async #end(how: 'commit' | 'rollback'): Promise<void> {
     const opening = this.#opening;
     if (!opening) return;
     this.#opening = undefined;
     await opening.catch(() => undefined);
     const session = this.#session;
     this.#session = undefined;
-    await session?.rollback();
+    await session?.[how]();
   }
 }
 
