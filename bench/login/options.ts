@@ -42,7 +42,7 @@ export const USAGE = `Options (every one bounded; the run is loopback only):
   --timeout S           per-request timeout (default 10)
   --trace-sql           count the service's statements per unit of work, by statement (node --import bench/login/trace-sql.ts)
   --service-root DIR    measure the service of another checkout (e.g. an earlier commit) with this driver
-  --node-flags "FLAGS"  node options for the service (e.g. "--max-semi-space-size=1 --max-old-space-size=96"), not the driver`;
+  --node-flags=FLAGS    node options for the service, not the driver (e.g. --node-flags="--max-semi-space-size=2")`;
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
