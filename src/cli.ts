@@ -5,17 +5,14 @@ import cluster from 'node:cluster';
 import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import YAML from 'yaml';
+import { startCluster, startService, stopMessage } from './commands/serve.ts';
+import { openMigratedDatabase, shutdownSignal } from './commands/common.ts';
 import { configJsonSchema, renderSample } from './config/generate.ts';
 import { ConfigError, configPath, loadConfigFile, redact, type Config, type Environment } from './config/load.ts';
 import { createLogger, type Logger } from './log.ts';
-import type { SigningKeyStore } from './oidc/keys.ts';
+import { SigningKeyStore } from './oidc/keys.ts';
 // The worker, sync, whois and forget commands load matrix-js-sdk, the moderation code or a progress
 // bar: imported when they run, so that `serve` and `npm start` do not wait for modules they never use.
-// The service itself (the provider, the HTTP stack, the views: about a second to load) and the
-// database layer are imported when a command needs them too, so that `dev` can begin creating the
-// embedded database first and load them while that runs.
-const serving = () => import('./commands/serve.ts');
-const common = () => import('./commands/common.ts');
 
 const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
 
@@ -36,8 +33,6 @@ function load(values: Record<string, unknown>): Config {
 }
 
 async function withSigningKeys(config: Config, fn: (keys: SigningKeyStore) => Promise<void>): Promise<void> {
-  const { openMigratedDatabase } = await common();
-  const { SigningKeyStore } = await import('./oidc/keys.ts');
   const db = await openMigratedDatabase(config, createLogger('warn'));
   try {
     const keys = new SigningKeyStore(db, { secret: config.oidc.key_encryption_secret });
@@ -63,7 +58,6 @@ const commands: Record<string, Command> = {
       const config = load(values);
       if (workers > 1 && !config.database.url) throw new UsageError('--workers needs PostgreSQL (database.url): the embedded database can be opened by one process only');
       let log = loggerFor(config);
-      const [{ startCluster, startService, stopMessage }, { shutdownSignal }] = await Promise.all([serving(), common()]);
       if (cluster.isWorker) {
         // One of `serve --workers N`: the primary logged the configuration and stops it by message.
         log = log.child({ worker: cluster.worker!.id });
@@ -94,13 +88,7 @@ const commands: Record<string, Command> = {
         process.stdout.write(`Wrote a development configuration with fresh secrets to ${path}\n`);
       }
       const config = loadConfigFile(path, env);
-      if (!config.database.url) {
-        // Created on the other core while the service's modules load below.
-        const { prepareEmbeddedDatabase } = await import('./db/pglite.ts');
-        prepareEmbeddedDatabase(config.database.data_dir);
-      }
       const log = loggerFor(config);
-      const [{ startService }, { shutdownSignal }] = await Promise.all([serving(), common()]);
       const stopRequested = shutdownSignal(log);
       // Step by step, so that a first start (which creates the embedded database) is not silent;
       // times count from the start of the process.
@@ -133,7 +121,6 @@ const commands: Record<string, Command> = {
     async run(values) {
       const config = load(values);
       const log = loggerFor(config);
-      const { shutdownSignal } = await common();
       const stopRequested = shutdownSignal(log);
       const { startWorker } = await import('./commands/worker.ts');
       const worker = await startWorker(config, log);
@@ -148,7 +135,6 @@ const commands: Record<string, Command> = {
     options: configOption,
     async run(values) {
       const config = load(values);
-      const { openMigratedDatabase } = await common();
       const db = await openMigratedDatabase(config, createLogger('warn'));
       await db.close();
       process.stdout.write(`${db.description}: migrations are up to date\n`);

@@ -81,44 +81,6 @@ function initdb(dir: string): Promise<void> {
   });
 }
 
-/** Directories claimed, and being created, ahead of openPglite: see prepareEmbeddedDatabase. */
-const prepared = new Map<string, Promise<() => void>>();
-
-/**
- * Claims the embedded database directory and, on a first start, begins creating it (initdb, in a
- * process of its own, 3–5 s of this machine's time) without waiting: `dev` calls this as soon as
- * it knows the directory, so that the rest of start-up (loading the provider, the HTTP stack and
- * the views, about a second) happens on the other core meanwhile. openPglite takes the claim over
- * and waits for the creation; a failure (the directory in use, initdb failing) is its failure.
- */
-export function prepareEmbeddedDatabase(dataDir: string): void {
-  if (dataDir.startsWith('memory://')) return;
-  const dir = resolve(dataDir);
-  if (prepared.has(dir)) return;
-  const claiming = (async () => {
-    const unclaim = claim(dir);
-    try {
-      if (!existsSync(join(dir, 'PG_VERSION'))) await initdb(dir);
-    } catch (error) {
-      unclaim();
-      throw new DatabaseError(`cannot open the embedded database in ${dir}: ${(error as Error).message}`, { cause: error });
-    }
-    return unclaim;
-  })();
-  // Seen (and reported) by openPglite; not an unhandled rejection meanwhile.
-  claiming.catch(() => {});
-  prepared.set(dir, claiming);
-}
-
-function claim(dir: string): () => void {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (error) {
-    throw new DatabaseError(`cannot create the embedded database directory ${dir}: ${(error as Error).message}`);
-  }
-  return claimDirectory(dir);
-}
-
 /**
  * Opens PGlite on disk, or in memory when dataDir is `memory://`. `loadDataDir` starts from a
  * dump of another instance (tests use it: loading a dump is several times faster than initdb).
@@ -127,16 +89,17 @@ export async function openPglite(dataDir: string, options: { loadDataDir?: Blob 
   const inMemory = dataDir.startsWith('memory://');
   const dir = inMemory ? dataDir : resolve(dataDir);
   let unclaim = () => {};
-  const early = prepared.get(dir);
-  if (early) {
-    prepared.delete(dir);
-    unclaim = await early;
-  } else if (!inMemory) {
-    unclaim = claim(dir);
+  if (!inMemory) {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (error) {
+      throw new DatabaseError(`cannot create the embedded database directory ${dir}: ${(error as Error).message}`);
+    }
+    unclaim = claimDirectory(dir);
   }
   let db: PGlite;
   try {
-    if (!early && !inMemory && !options.loadDataDir && !existsSync(join(dir, 'PG_VERSION'))) await initdb(dir);
+    if (!inMemory && !options.loadDataDir && !existsSync(join(dir, 'PG_VERSION'))) await initdb(dir);
     db = await PGlite.create({ ...(inMemory ? {} : { dataDir: dir }), loadDataDir: options.loadDataDir, startParams: [...PGlite.defaultStartParams, ...MEMORY] });
   } catch (error) {
     unclaim();
