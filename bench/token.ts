@@ -89,7 +89,7 @@ runBenchmark(budgetMs, async ({ cleanups, say }) => {
     raw.push(result);
   }
   const heading = [
-    `Token endpoint benchmark (code exchange, ID token verified): ${stack.backend}, ${options.workers} serve process${options.workers > 1 ? 'es' : ''} (pool_max ${options.poolMax}), ${options.accounts.toLocaleString('en')} accounts stored, warm-up ${options.warmupS} s`,
+    `Token endpoint benchmark (code exchange, ID token verified): ${stack.backend}, ${options.workers} serve process${options.workers > 1 ? 'es' : ''} (pool_max ${options.poolMax}${options.nodeFlags.length > 0 ? `, node ${options.nodeFlags.join(' ')}` : ''}), ${options.accounts.toLocaleString('en')} accounts stored, warm-up ${options.warmupS} s`,
     `Node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end${options.serviceRoot ? `, service from ${options.serviceRoot}` : ''}`,
   ].join('\n');
   if (stack.warnings.length) text.push(`The service logged ${stack.warnings.length} warnings or errors; the first ones:\n${stack.warnings.slice(0, 10).map((l) => `  ${l.slice(0, 400)}`).join('\n')}`);

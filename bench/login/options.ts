@@ -19,6 +19,8 @@ export interface BenchOptions {
   /** The checkout whose service is measured (another one measures an earlier version with this driver). */
   serviceRoot: string | undefined;
   traceSql: boolean;
+  /** Node.js options for the service's processes (e.g. V8 heap sizes), as `node` takes them. */
+  nodeFlags: string[];
 }
 
 const LIMITS = { concurrency: 512, durationS: 600, warmupS: 120, accounts: 1_000_000, workers: 16, poolMax: 100, timeoutS: 60 };
@@ -39,13 +41,20 @@ export const USAGE = `Options (every one bounded; the run is loopback only):
   --json PATH           also write the figures as JSON
   --timeout S           per-request timeout (default 10)
   --trace-sql           count the service's statements per unit of work, by statement (node --import bench/login/trace-sql.ts)
-  --service-root DIR    measure the service of another checkout (e.g. an earlier commit) with this driver`;
+  --service-root DIR    measure the service of another checkout (e.g. an earlier commit) with this driver
+  --node-flags=FLAGS    node options for the service, not the driver (e.g. --node-flags="--max-semi-space-size=2")`;
 
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, not ${raw}`);
   return value;
+}
+
+function nodeFlags(raw: string | undefined): string[] {
+  const flags = (raw ?? '').split(/\s+/).filter(Boolean);
+  for (const flag of flags) if (!/^--[a-z0-9-]+(=[\w.,-]+)?$/.test(flag)) throw new Error(`--node-flags takes node options such as --max-semi-space-size=1, not ${flag}`);
+  return flags;
 }
 
 export function parseOptions(argv: string[]): BenchOptions {
@@ -67,6 +76,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       timeout: { type: 'string' },
       'service-root': { type: 'string' },
       'trace-sql': { type: 'boolean' },
+      'node-flags': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -99,6 +109,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     timeoutS: integer('timeout', values.timeout, 10, 1, LIMITS.timeoutS),
     serviceRoot: values['service-root'],
     traceSql: Boolean(values['trace-sql']),
+    nodeFlags: nodeFlags(values['node-flags']),
   };
 }
 

@@ -37,6 +37,8 @@ export interface StackOptions {
   logLevel: string;
   /** Run the service under `node --cpu-prof`, profiles written here when it stops. */
   cpuProfileDir: string | undefined;
+  /** Node.js options for the service's processes. */
+  nodeFlags?: string[];
   /** The checkout whose `src/cli.ts` runs; this one by default. */
   serviceRoot: string | undefined;
   /** Count the service's statements (bench/login/trace-sql.ts). */
@@ -336,6 +338,7 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
   let child: ChildProcess | undefined;
   const startService = async () => {
     const args = [
+      ...(options.nodeFlags ?? []),
       ...(options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : []),
       ...(options.traceSql ? ['--import', join(ROOT, 'bench/login/trace-sql.ts')] : []),
       join(options.serviceRoot ?? ROOT, 'src/cli.ts'),

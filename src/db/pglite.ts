@@ -117,6 +117,14 @@ export async function openPglite(dataDir: string, options: { loadDataDir?: Blob 
     transaction(fn) {
       return db.transaction((tx) => fn(wrap(tx)));
     },
+    async write(sql, params, onFailure) {
+      try {
+        await base.query(sql, params);
+      } catch (error) {
+        onFailure?.(error);
+        throw error;
+      }
+    },
     leaderLock(name): LeaderLock {
       const me = Symbol(name);
       return {

@@ -29,6 +29,13 @@ export interface Database extends Queryable {
   /** Human-readable location (no credentials) for logs and errors. */
   readonly description: string;
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * A statement whose answer the caller does not need (an insert, an upsert, a delete). Inside a
+   * step's unit of work on PostgreSQL it resolves once queued, and goes to the server in the same
+   * socket write as the step's next statement or its commit; if it fails, the commit fails and the
+   * whole step rolls back (`onFailure` is told first). Elsewhere it is `query`, awaited.
+   */
+  write(sql: string, params: readonly unknown[], onFailure?: (error: unknown) => void): Promise<void>;
   leaderLock(name: string): LeaderLock;
   close(): Promise<void>;
 }

@@ -95,13 +95,17 @@ export function adapterFactory(db: Database, clock: Clock = () => new Date()): A
       const key = `${this.model}:${id}`;
       if (this.#resaved && recent.unchanged(key, payload, expiresAt, expiresIn)) return;
       const consumedAt = typeof payload.consumed === 'number' ? new Date(payload.consumed * 1000) : null;
-      await db.query(
+      // Nothing of oidc-provider reads the answer: within a step this leaves with the step's next
+      // statement or its commit, and a failure fails the step.
+      const forget = this.#resaved ? () => recent.forget(key) : undefined;
+      await db.write(
         `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, expires_at, consumed_at)
          VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)
          ON CONFLICT (model, id) DO UPDATE SET
            payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code,
            uid = excluded.uid, expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`,
         [this.model, id, JSON.stringify(payload), payload.grantId ?? null, payload.userCode ?? null, payload.uid ?? null, expiresAt, consumedAt],
+        forget,
       );
       if (this.#resaved) recent.remember(key, payload, expiresAt);
     }
@@ -144,7 +148,7 @@ export function adapterFactory(db: Database, clock: Clock = () => new Date()): A
 
     async destroy(id: string): Promise<void> {
       if (this.#resaved) recent.forget(`${this.model}:${id}`);
-      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [this.model, id]);
+      await db.write('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [this.model, id]);
     }
 
     /** Every model: a revoked grant takes its codes, tokens and pending interactions with it. */
