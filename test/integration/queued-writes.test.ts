@@ -1,22 +1,23 @@
 // Statements whose answer nobody reads (`Database.write`) leave, within a step's unit of work on
 // PostgreSQL, with the step's next statement or its commit; their failure fails the whole step.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, it } from '@jest/globals';
 import { withUnitOfWork } from '../../src/db/unit-of-work.ts';
 import { backends, type TestDatabase } from '../support/backends.ts';
 import { skipUnless } from '../support/real-parts.ts';
+import { skippable } from '../support/suites.ts';
 
 const postgres = backends().find((b) => b.name === 'postgres');
 const INSERT = 'INSERT INTO names (id, name) VALUES ($1, $2)';
 
-describe('queued writes on PostgreSQL', { skip: skipUnless(postgres ? undefined : 'TEST_DATABASE_URL is not set') }, () => {
+skippable(describe, skipUnless(postgres ? undefined : 'TEST_DATABASE_URL is not set'))('queued writes on PostgreSQL', () => {
   let db: TestDatabase;
-  before(async () => {
+  beforeAll(async () => {
     db = await postgres!.open({ migrated: false });
     await db.exec('CREATE TABLE names (id int PRIMARY KEY, name text NOT NULL)');
   });
   beforeEach(() => db.exec("TRUNCATE names; INSERT INTO names VALUES (1, 'Ярослава')"));
-  after(() => db.dispose());
+  afterAll(() => db.dispose());
 
   const names = async () => (await db.query<{ id: number; name: string }>('SELECT id, name FROM names ORDER BY id')).rows;
 
