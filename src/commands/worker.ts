@@ -54,6 +54,15 @@ export function matrixGatewayFrom(config: Config, log: Logger, options: { dryRun
     requestTimeoutMs: m.request_timeout * 1000,
     retry: { maxAttempts: m.max_attempts, maxRateLimitWaitMs: m.max_rate_limit_wait * 1000 },
     dryRun: options.dryRun ?? config.sync.dry_run,
+    ...(m.mas && {
+      mas: {
+        baseUrl: m.mas.base_url,
+        clientId: m.mas.client_id,
+        clientSecret: m.mas.client_secret!,
+        requestTimeoutMs: m.request_timeout * 1000,
+        retry: { maxAttempts: m.max_attempts, maxRateLimitWaitMs: m.max_rate_limit_wait * 1000 },
+      },
+    }),
   });
 }
 

@@ -115,6 +115,7 @@ function resolveSecrets(parsed: ParsedConfig, source: string, env: Environment):
   c.wiki.client_secret = secret(c.wiki, 'client_secret', 'wiki');
   c.wiki.api_password = secret(c.wiki, 'api_password', 'wiki');
   c.matrix.access_token = secret(c.matrix, 'access_token', 'matrix');
+  if (c.matrix.mas) c.matrix.mas.client_secret = secret(c.matrix.mas, 'client_secret', 'matrix.mas');
   c.admin.token = secret(c.admin, 'token', 'admin');
   c.oidc.key_encryption_secret = secret(c.oidc, 'key_encryption_secret', 'oidc');
   c.oidc.clients.forEach((client, i) => {

@@ -212,6 +212,15 @@ const matrix = z
       .regex(/^oidc-[A-Za-z0-9._~-]+$/, 'expected Synapse\'s name for the provider: "oidc-" and the idp_id of homeserver.yaml, e.g. oidc-wikimedia')
       .optional()
       .describe('When the homeserver is Synapse: its name for this provider ("oidc-" + the idp_id in homeserver.yaml, e.g. oidc-wikimedia). Moderation then acts on the Matrix ID Synapse reports for each account (admin API; the bot must be a Synapse admin) and leaves out accounts that never signed in there. Without it, Matrix IDs are taken to be @<localpart>:<server_name>, as on MAS.'),
+    mas: z
+      .strictObject({
+        base_url: url.describe('Where the service reaches MAS\'s admin API (`/api/admin/v1`, the `adminapi` resource) and its token endpoint (`/oauth2/token`, the `oauth` resource): `http.public_base`, or a listener of its own that serves both.'),
+        client_id: z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'expected the ULID of a client in MAS\'s `clients` list').describe('A MAS client listed in `policy.data.admin_clients`, with `client_auth_method: client_secret_basic`: the service gets admin tokens with the client credentials grant (scope `urn:mas:admin`).'),
+        ...secretPair('client_secret', 'that client\'s secret'),
+      })
+      .superRefine(exactlyOneOf('client_secret', true))
+      .optional()
+      .describe('When the homeserver delegates its accounts to Matrix Authentication Service (MAS 1.6 or later): ending a person\'s sessions finishes every session they have at MAS (compatibility, OAuth 2.0 and browser sessions, and revokes their personal access tokens), and a suspension locks the MAS user, instead of Synapse\'s device and suspension calls.'),
   })
   .superRefine(exactlyOneOf('access_token', false))
   .describe('The Matrix homeserver whose users this service identifies and moderates.');
