@@ -81,6 +81,10 @@ export class WatchedGateway implements MatrixGateway {
     return this.#inner.logoutDevices(userId);
   }
 
+  setLocked(userId: string, locked: boolean): Promise<WriteOutcome> {
+    return this.#inner.setLocked(userId, locked);
+  }
+
   suspend(userId: string, suspended: boolean): Promise<WriteOutcome> {
     return this.#inner.suspend(userId, suspended);
   }

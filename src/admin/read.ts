@@ -52,7 +52,7 @@ export const actionJson = (e: AuditRecord): ActionJson => ({
 });
 
 export interface SanctionJson {
-  kind: 'ban' | 'power_level' | 'invite' | 'policy_rule' | 'suspension' | 'session_end';
+  kind: 'ban' | 'power_level' | 'invite' | 'policy_rule' | 'suspension' | 'lock' | 'session_end';
   room_id: string | null;
   user_id: string;
   level?: number;
@@ -114,7 +114,7 @@ export async function personJson(deps: ReadDeps, account: Account, options: { be
     ...records.levels.map((r) => ({ kind: 'power_level' as const, room_id: r.roomId, user_id: r.userId, level: r.level, cause: causeJson(r.cause) })),
     ...records.invites.map((r) => ({ kind: 'invite' as const, room_id: r.roomId, user_id: r.userId, cause: causeJson(r.cause) })),
     ...records.policyRules.filter((r) => ids.includes(r.entity)).map((r) => ({ kind: 'policy_rule' as const, room_id: r.roomId, user_id: r.entity, cause: causeJson(r.cause) })),
-    ...records.suspensions.map((r) => ({ kind: 'suspension' as const, room_id: null, user_id: r.userId, cause: causeJson(r.cause) })),
+    ...records.suspensions.map((r) => ({ kind: r.measure ?? ('suspension' as const), room_id: null, user_id: r.userId, cause: causeJson(r.cause) })),
     ...records.sessionEnds.map((r) => ({ kind: 'session_end' as const, room_id: null, user_id: r.userId, cause: causeJson(r.cause) })),
   ];
   return {

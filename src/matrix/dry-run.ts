@@ -9,6 +9,7 @@ export type PlannedWrite =
   | { action: 'send_state_event'; roomId: string; type: string; stateKey: string; content: Record<string, unknown> }
   | { action: 'send_notice'; roomId: string; text: string; html?: string }
   | { action: 'suspend'; userId: string; suspended: boolean }
+  | { action: 'lock'; userId: string; locked: boolean }
   | { action: 'logout_devices'; userId: string }
   | { action: 'set_displayname'; userId: string; displayName: string };
 
@@ -93,6 +94,10 @@ export class DryRunGateway implements MatrixGateway {
 
   logoutDevices(userId: string): Promise<WriteOutcome> {
     return this.#plan({ action: 'logout_devices', userId });
+  }
+
+  setLocked(userId: string, locked: boolean): Promise<WriteOutcome> {
+    return this.#plan({ action: 'lock', userId, locked });
   }
 
   suspend(userId: string, suspended: boolean): Promise<WriteOutcome> {

@@ -94,6 +94,8 @@ export interface MatrixGateway {
 
   /** Synapse admin API (the bot must be a server admin): suspend or unsuspend an account. */
   suspend(userId: string, suspended: boolean): Promise<WriteOutcome>;
+  /** Synapse admin API: lock or unlock an account (a locked one gets M_USER_LOCKED for every request). */
+  setLocked(userId: string, locked: boolean): Promise<WriteOutcome>;
   /**
    * Synapse admin API: logs out every device of the user (their access tokens stop working);
    * `unchanged` when they had none, or the homeserver has no such user.

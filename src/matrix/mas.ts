@@ -5,7 +5,8 @@
 // - `logoutDevices` finishes every active session of the person at MAS — compatibility sessions
 //   (legacy Matrix logins), OAuth 2.0 sessions (Matrix clients), browser sessions — and revokes
 //   their personal access tokens; MAS then syncs the devices away from the homeserver;
-// - `suspend` locks the MAS user (no action at all, every token inactive) and unlocks it.
+// - `suspend` and `setLocked` lock the MAS user (no action at all, every token inactive) and
+//   unlock it: MAS has no suspension of its own.
 // The person is found by their username, which on MAS is the Matrix localpart. The service signs
 // in to MAS as a client listed in `policy.data.admin_clients` (client credentials, scope
 // `urn:mas:admin`), keeping the token until shortly before it expires. Written against MAS's
@@ -252,10 +253,12 @@ export function withMasAccounts(homeserver: MatrixGateway, mas: MasAdminClient):
       await mas.setLocked(user.id, suspended);
       return 'applied';
     },
+    // MAS has one measure: a lock.
+    setLocked: (userId: string, locked: boolean): Promise<WriteOutcome> => accounts.suspend(userId, locked),
   };
   return new Proxy(homeserver, {
     get(target, property) {
-      if (property === 'logoutDevices' || property === 'suspend') return accounts[property];
+      if (property === 'logoutDevices' || property === 'suspend' || property === 'setLocked') return accounts[property];
       if (property === 'requestCount') return target.requestCount + mas.requestCount;
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === 'function' ? value.bind(target) : value;

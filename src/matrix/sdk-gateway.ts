@@ -169,6 +169,14 @@ export class SdkMatrixGateway implements MatrixGateway {
     return 'applied';
   }
 
+  async setLocked(userId: string, locked: boolean): Promise<WriteOutcome> {
+    // Asked first: the same PUT for a user the homeserver does not have would create one.
+    const status = await this.userStatus(userId);
+    if (!status || status.locked === locked) return 'unchanged';
+    await this.#request('admin_lock', Method.Put, `/users/${enc(userId)}`, { locked }, SYNAPSE_ADMIN_V2);
+    return 'applied';
+  }
+
   async logoutDevices(userId: string): Promise<WriteOutcome> {
     const path = `/users/${enc(userId)}`;
     const answer = await this.#orNotFound(this.#request('admin_devices', Method.Get, `${path}/devices`, undefined, SYNAPSE_ADMIN_V2));

@@ -95,8 +95,12 @@ export const moderationConfigSchema = z
       .strictObject({
         global_lock: z.boolean().default(false).describe('Suspend the Matrix account (Synapse admin API) while the wiki account is globally locked.'),
         global_block: z.boolean().default(false).describe('Suspend the Matrix account while the wiki account is globally blocked.'),
+        measure: z
+          .enum(['suspend', 'lock'])
+          .default('suspend')
+          .describe('What a suspension is on Synapse: `suspend` (the account can read and leave rooms, not send, join or invite; `PUT /_synapse/admin/v1/suspend/<id>`) or `lock` (every request is refused with M_USER_LOCKED; `PUT /_synapse/admin/v2/users/<id>` with `locked: true`). A suspension keeps the measure it was made with until it is lifted. With `matrix.mas` both lock the MAS user.'),
       })
-      .default({ global_lock: false, global_block: false })
+      .default({ global_lock: false, global_block: false, measure: 'suspend' })
       .describe('Homeserver-level suspension, lifted when the sanction ends (only suspensions this service made).'),
     sessions: z
       .strictObject({

@@ -18,7 +18,7 @@ export function describeAction(action: Action): string {
       return `${'levels'.padEnd(8)} ${action.roomId}: ${action.changes.map((c) => `${c.userId} ${c.from ?? 'default'} → ${c.to ?? 'default'}`).join(', ')}`;
     case 'suspend':
     case 'unsuspend':
-      return `${action.kind.padEnd(8)} ${action.userId} (${describeCause(action.cause)})`;
+      return `${(action.measure ? (action.kind === 'suspend' ? 'lock' : 'unlock') : action.kind).padEnd(8)} ${action.userId} (${describeCause(action.cause)})`;
     case 'end_sessions':
       return `${'logout'.padEnd(8)} ${action.userId}: every session and device (${describeCause(action.cause)})`;
     case 'publish_policy':

@@ -300,7 +300,7 @@ export class ModerationExecutor {
         return g.kick(action.roomId, action.userId, action.reason);
       case 'suspend':
       case 'unsuspend':
-        return g.suspend(action.userId, action.kind === 'suspend');
+        return action.measure === 'lock' ? g.setLocked(action.userId, action.kind === 'suspend') : g.suspend(action.userId, action.kind === 'suspend');
       case 'publish_policy':
         return g.sendStateEvent(action.roomId, action.eventType, action.stateKey, { ...action.content });
       case 'retract_policy':
@@ -453,7 +453,7 @@ export function auditEntries(action: Action, result: ActionResult, context: Audi
       return action.changes.map((c) => ({ ...base, roomId: action.roomId, userId: c.userId, cause: c.cause, detail: { from: c.from, to: c.to } }));
     case 'suspend':
     case 'unsuspend':
-      return [{ ...base, roomId: null, userId: action.userId, cause: action.cause, detail: {} }];
+      return [{ ...base, roomId: null, userId: action.userId, cause: action.cause, detail: action.measure ? { measure: action.measure } : {} }];
     case 'end_sessions':
       return [{ ...base, roomId: null, userId: action.userId, cause: action.cause, detail: { centralId: action.centralId, ...result.detail } }];
     case 'publish_policy':
@@ -529,7 +529,7 @@ export function noticeText(results: readonly ActionResult[], personUrl?: (userId
         break;
       case 'suspend':
       case 'unsuspend':
-        add(`${action.kind === 'suspend' ? 'Suspended' : 'Unsuspended'} ${action.userId}`, describeCause(action.cause), null, action.userId);
+        add(`${action.kind === 'suspend' ? (action.measure ? 'Locked' : 'Suspended') : action.measure ? 'Unlocked' : 'Unsuspended'} ${action.userId}`, describeCause(action.cause), null, action.userId);
         break;
       case 'end_sessions':
         add(`Ended the sessions of ${action.userId}`, describeCause(action.cause), null, action.userId);

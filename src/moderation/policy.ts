@@ -101,6 +101,7 @@ export function policy(state: WikiState, config: ModerationConfig, context: Poli
     scope: state.complete ? 'all' : scope,
     rooms,
     suspensions,
+    suspendMeasure: config.suspend.measure,
     sessionEnds,
     policyList: config.policy_list && { roomId: idOf(config.policy_list), rules: policyRules(bans[config.policy_list.bans]), subscribers: config.policy_list.subscribers ?? [] },
   };

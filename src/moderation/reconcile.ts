@@ -459,9 +459,9 @@ function reconcileSuspensions(desired: DesiredState, actual: ActualState, index:
     const want = desired.suspensions.get(userId);
     const record = index.suspensions.get(userId);
     if (want) {
-      if (!isSuspended(userId)) actions.push({ kind: 'suspend', userId, cause: want });
+      if (!isSuspended(userId)) actions.push({ kind: 'suspend', userId, cause: want, ...(desired.suspendMeasure === 'lock' && { measure: 'lock' as const }) });
     } else if (record) {
-      if (isSuspended(userId)) actions.push({ kind: 'unsuspend', userId, cause: record.cause });
+      if (isSuspended(userId)) actions.push({ kind: 'unsuspend', userId, cause: record.cause, ...(record.measure && { measure: record.measure }) });
       else actions.push(forget({ type: 'suspension', userId }, 'the account was already unsuspended'));
     }
   }
@@ -605,7 +605,7 @@ export function recordsAfter(records: OwnershipRecords, actions: readonly Action
         invites.delete(inRoom(a));
         break;
       case 'suspend':
-        suspensions.set(a.userId, { userId: a.userId, cause: a.cause });
+        suspensions.set(a.userId, { userId: a.userId, cause: a.cause, ...(a.measure && { measure: a.measure }) });
         break;
       case 'unsuspend':
         suspensions.delete(a.userId);

@@ -51,12 +51,13 @@ export function causeFromJson(json: unknown): WikiCause {
 // ---------------------------------------------------------------------------------------------
 // Ownership records
 
-type RecordKind = RecordRef['type'];
+/** A lock is a suspension made with `moderation.suspend.measure: lock`, kept apart to be lifted as it was made. */
+type RecordKind = RecordRef['type'] | 'lock';
 
 /** One row of `moderation_records`: every record kind in one shape. */
 interface RecordRow {
   kind: RecordKind;
-  /** '' for suspensions and session ends. */
+  /** '' for suspensions, locks and session ends. */
   roomId: string;
   /** The user id, or the state key of a policy rule. */
   key: string;
@@ -78,7 +79,7 @@ function rowsOf(records: OwnershipRecords): RecordRow[] {
     ...records.levels.map((r) => row('level', r.roomId, r.userId, r.userId, r.cause, r.level)),
     ...records.invites.map((r) => row('invite', r.roomId, r.userId, r.userId, r.cause)),
     ...records.policyRules.map((r) => row('policy_rule', r.roomId, r.stateKey, r.entity, r.cause)),
-    ...records.suspensions.map((r) => row('suspension', '', r.userId, r.userId, r.cause)),
+    ...records.suspensions.map((r) => row(r.measure ?? 'suspension', '', r.userId, r.userId, r.cause)),
     ...records.sessionEnds.map((r) => row('session_end', '', r.userId, r.userId, r.cause)),
   ];
 }
@@ -124,6 +125,9 @@ function toRecords(rows: { kind: RecordKind; room_id: string; key: string; user_
         break;
       case 'suspension':
         records.suspensions.push({ userId: row.key, cause });
+        break;
+      case 'lock':
+        records.suspensions.push({ userId: row.key, cause, measure: 'lock' });
         break;
       case 'session_end':
         records.sessionEnds.push({ userId: row.key, cause });

@@ -115,6 +115,8 @@ export interface DesiredState {
   scope: 'all' | ReadonlySet<string>;
   rooms: DesiredRoom[];
   suspensions: ReadonlyMap<string, WikiCause>;
+  /** How new suspensions are made (`moderation.suspend.measure`); `suspend` when absent. */
+  suspendMeasure?: SuspendMeasure;
   /** People whose sessions a sanction ends (`moderation.sessions`), by Matrix ID, with their central id. */
   sessionEnds: ReadonlyMap<string, { centralId: string; cause: WikiCause }>;
   /** Rules by state key, and the bots that read them (`moderation.policy_list.subscribers`), who belong in the room. */
@@ -179,9 +181,14 @@ export interface PolicyRuleRecord {
   cause: WikiCause;
 }
 
+/** Synapse's suspension (read-only account) or its lock (nothing at all). */
+export type SuspendMeasure = 'suspend' | 'lock';
+
 export interface SuspensionRecord {
   userId: string;
   cause: WikiCause;
+  /** The account was locked rather than suspended; lifted the same way it was made. */
+  measure?: 'lock';
 }
 
 /** The service ended this person's sessions for this cause; while it stands, they get no new tokens. */
@@ -240,8 +247,8 @@ export type Action =
   /** A bot that reads the policy list, invited to its room because the config names it (no wiki cause, no record). */
   | { kind: 'invite_subscriber'; roomId: string; userId: string }
   | { kind: 'kick'; roomId: string; userId: string; reason: string; cause: WikiCause }
-  | { kind: 'suspend'; userId: string; cause: WikiCause }
-  | { kind: 'unsuspend'; userId: string; cause: WikiCause }
+  | { kind: 'suspend'; userId: string; cause: WikiCause; measure?: 'lock' }
+  | { kind: 'unsuspend'; userId: string; cause: WikiCause; measure?: 'lock' }
   /** Revokes the person's tokens and sessions at the service and logs out every device on the homeserver. */
   | { kind: 'end_sessions'; userId: string; centralId: string; cause: WikiCause }
   | { kind: 'publish_policy'; roomId: string; eventType: typeof POLICY_RULE_USER; stateKey: string; content: PolicyRuleContent; cause: WikiCause }

@@ -44,7 +44,7 @@ export interface ForgetOptions {
 
 /** A sanction the service placed that stays in Matrix, no longer the service's to lift. */
 export interface HandedOver {
-  kind: 'ban' | 'policy_rule' | 'suspension';
+  kind: 'ban' | 'policy_rule' | 'suspension' | 'lock';
   /** null for suspensions, which are homeserver-wide. */
   roomId: string | null;
   userId: string;
@@ -100,7 +100,7 @@ class DryRun extends Error {
   }
 }
 
-const SANCTIONS = new Set(['ban', 'policy_rule', 'suspension']);
+const SANCTIONS = new Set(['ban', 'policy_rule', 'suspension', 'lock']);
 const PRIVILEGES = new Set(['level', 'invite']);
 
 /**

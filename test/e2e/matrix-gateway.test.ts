@@ -275,6 +275,23 @@ skippable(describe, skip)('Matrix gateway on a real Synapse', () => {
     assert.equal(missing.errcode, 'M_NOT_FOUND');
   });
 
+  test('lock and unlock through the admin API: a locked account gets M_USER_LOCKED for everything; no account is created for a stranger', async () => {
+    const ilse = await synapse.registerUser('ilse_locked', 'ilse-password-1');
+    assert.equal(await bot.setLocked(ilse.userId, true), 'applied');
+    assert.equal((await bot.userStatus(ilse.userId))?.locked, true);
+    const refused = await cs(ilse.accessToken, 'GET', '/account/whoami');
+    assert.equal(refused.status, 401);
+    assert.equal(refused.json.errcode, 'M_USER_LOCKED');
+    assert.equal(await bot.setLocked(ilse.userId, true), 'unchanged', 'already locked');
+
+    assert.equal(await bot.setLocked(ilse.userId, false), 'applied');
+    assert.equal((await cs(ilse.accessToken, 'GET', '/account/whoami')).status, 200, 'the same token works again');
+
+    const stranger = `@nobody_locked:${synapse.serverName}`;
+    assert.equal(await bot.setLocked(stranger, true), 'unchanged');
+    assert.equal(await bot.userStatus(stranger), undefined, 'locking a stranger did not create them');
+  });
+
   test('M_FORBIDDEN when lacking power is a non-retryable error', async () => {
     const weak = gatewayFor(mallory.accessToken);
     const [error, requests] = await counted(weak, () => weak.ban(room, bob.userId, 'no power').catch((e: unknown) => e));

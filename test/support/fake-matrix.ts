@@ -17,6 +17,7 @@ export type FakeCall =
   | { method: 'sendStateEvent'; roomId: string; type: string; stateKey: string; content: Record<string, unknown> }
   | { method: 'sendNotice'; roomId: string; text: string }
   | { method: 'suspend'; userId: string; suspended: boolean }
+  | { method: 'setLocked'; userId: string; locked: boolean }
   | { method: 'logoutDevices'; userId: string }
   | { method: 'setDisplayName'; userId: string; displayName: string };
 
@@ -32,6 +33,7 @@ export class FakeMatrix implements MatrixGateway {
   readonly bot: string;
   readonly rooms = new Map<string, FakeRoom>();
   readonly suspended = new Set<string>();
+  readonly locked = new Set<string>();
   /** Each user's devices (their access tokens), as the admin API lists them. */
   readonly devices = new Map<string, string[]>();
   /** Successful writes, in order. */
@@ -160,6 +162,15 @@ export class FakeMatrix implements MatrixGateway {
     return 'applied';
   }
 
+  async setLocked(userId: string, locked: boolean): Promise<WriteOutcome> {
+    const call: FakeCall = { method: 'setLocked', userId, locked };
+    this.#check(call);
+    if (locked) this.locked.add(userId);
+    else this.locked.delete(userId);
+    this.calls.push(call);
+    return 'applied';
+  }
+
   async logoutDevices(userId: string): Promise<WriteOutcome> {
     const call: FakeCall = { method: 'logoutDevices', userId };
     this.#check(call);
@@ -170,7 +181,7 @@ export class FakeMatrix implements MatrixGateway {
   }
 
   async userStatus(userId: string): Promise<UserStatus | undefined> {
-    return { userId, admin: false, suspended: this.suspended.has(userId), locked: false, deactivated: false, displayName: this.displayNames.get(userId) ?? null };
+    return { userId, admin: false, suspended: this.suspended.has(userId), locked: this.locked.has(userId), deactivated: false, displayName: this.displayNames.get(userId) ?? null };
   }
 
   /** Synapse gives the user who signs in with this `sub` this Matrix ID. */

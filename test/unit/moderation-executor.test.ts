@@ -279,6 +279,35 @@ describe('moderation executor', () => {
     assert.deepEqual((await records()).sessionEnds, [], 'unlocked: the record goes, the person may sign in again');
   });
 
+  test('suspend.measure lock: the account is locked, not suspended; a lock is lifted as a lock even after the setting changed', async () => {
+    const lock = { logId: 78, by: 'Steward', reason: 'spambot', timestamp: new Date('2030-06-01T10:00:00Z'), hidden: false };
+    const locked = user('vandal', { lock });
+    const withMeasure = (measure: 'suspend' | 'lock') => config({ sessions: { global_lock: false }, suspend: { global_lock: true, measure } });
+    const accountWide = (results: { action: { kind: string }; outcome: string }[]) => results.filter((r) => r.action.kind === 'suspend' || r.action.kind === 'unsuspend').map((r) => [r.action.kind, r.outcome]);
+
+    const dry = new DryRunGateway(matrix, silent);
+    const planned = await executor({ gateway: dry, dryRun: true, moderation: withMeasure('lock') }).run(wiki([locked]));
+    assert.deepEqual(accountWide(planned.results), [['suspend', 'dry_run']]);
+    assert.deepEqual(dry.planned.filter((p) => p.action !== 'ban').map((p) => p.action), ['lock']);
+    assert.equal(matrix.locked.size, 0);
+
+    const first = await executor({ moderation: withMeasure('lock') }).run(wiki([locked]));
+    assert.deepEqual([...matrix.locked], [mxid('vandal')]);
+    assert.equal(matrix.suspended.size, 0, 'locked, not suspended');
+    assert.match(first.notice ?? '', /^Locked @vandal:example\.org — /m);
+    assert.deepEqual((await records()).suspensions.map((r) => [r.userId, r.measure, r.cause.logId]), [[mxid('vandal'), 'lock', 78]]);
+    assert.deepEqual((await audit()).filter((e) => !e.dryRun && e.kind === 'suspend').map((e) => e.detail), [{ measure: 'lock' }]);
+
+    // The operator switches to suspensions while the lock lasts: nothing changes for this person.
+    assert.deepEqual(accountWide((await executor({ moderation: withMeasure('suspend') }).run(wiki([locked]))).results), []);
+    const lifted = await executor({ moderation: withMeasure('suspend') }).run(wiki([user('vandal')]));
+    assert.deepEqual(accountWide(lifted.results), [['unsuspend', 'applied']]);
+    assert.equal(matrix.locked.size, 0, 'the lock it made is lifted');
+    assert.equal(matrix.writes('suspend').length, 0, 'and no suspension was lifted that it never made');
+    assert.match(lifted.notice ?? '', /^Unlocked @vandal:example\.org — /m);
+    assert.deepEqual((await records()).suspensions, []);
+  });
+
   test('dry run: changes nothing, records nothing, audits dry_run, posts nothing', async () => {
     const dry = new DryRunGateway(matrix, silent);
     const result = await executor({ gateway: dry }).run(wiki([blocked, sysop]));

@@ -70,7 +70,7 @@ describe('moderation config', () => {
   it('has cautious defaults', () => {
     const config = moderationConfigSchema.parse({});
     assert.equal(config.partial_blocks, 'ignore');
-    assert.deepEqual(config.suspend, { global_lock: false, global_block: false });
+    assert.deepEqual(config.suspend, { global_lock: false, global_block: false, measure: 'suspend' });
     assert.deepEqual(config.group_levels, { local: { sysop: 50, bureaucrat: 90 }, global: { steward: 90 } });
     assert.deepEqual(config.rooms, []);
     assert.equal(config.policy_list, undefined);
