@@ -6,7 +6,7 @@
 //   (legacy Matrix logins), OAuth 2.0 sessions (Matrix clients), browser sessions — and revokes
 //   their personal access tokens; MAS then syncs the devices away from the homeserver;
 // - `suspend` and `setLocked` lock the MAS user (no action at all, every token inactive) and
-//   unlock it: MAS has no suspension of its own.
+//   unlock it: MAS has no suspension of its own; `userStatus` reports that lock.
 // The person is found by their username, which on MAS is the Matrix localpart. The service signs
 // in to MAS as a client listed in `policy.data.admin_clients` (client credentials, scope
 // `urn:mas:admin`), keeping the token until shortly before it expires. Written against MAS's
@@ -16,7 +16,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Logger } from '../log.ts';
 import { ABORTED, badResponse, MatrixError, NETWORK_ERROR } from './errors.ts';
-import type { MatrixGateway, WriteOutcome } from './gateway.ts';
+import type { MatrixGateway, UserStatus, WriteOutcome } from './gateway.ts';
 import { defaultRetryOptions, retryDelay, type RetryOptions } from './retry.ts';
 
 export interface MasAdminOptions {
@@ -255,10 +255,17 @@ export function withMasAccounts(homeserver: MatrixGateway, mas: MasAdminClient):
     },
     // MAS has one measure: a lock.
     setLocked: (userId: string, locked: boolean): Promise<WriteOutcome> => accounts.suspend(userId, locked),
+    /** The homeserver's view of the user, suspended and locked as MAS has them. */
+    async userStatus(userId: string): Promise<UserStatus | undefined> {
+      const [status, user] = await Promise.all([homeserver.userStatus(userId), mas.user(localpart(userId))]);
+      if (!user) return status;
+      const base = status ?? { userId, admin: false, deactivated: false, displayName: null };
+      return { ...base, suspended: user.locked, locked: user.locked };
+    },
   };
   return new Proxy(homeserver, {
     get(target, property) {
-      if (property === 'logoutDevices' || property === 'suspend' || property === 'setLocked') return accounts[property];
+      if (property === 'logoutDevices' || property === 'suspend' || property === 'setLocked' || property === 'userStatus') return accounts[property];
       if (property === 'requestCount') return target.requestCount + mas.requestCount;
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === 'function' ? value.bind(target) : value;

@@ -258,7 +258,34 @@ export class ModerationExecutor {
     const policyRoom = desired.policyList?.roomId;
     const policySnapshot = policyRoom === undefined ? undefined : rooms.get(policyRoom);
     if (policySnapshot && policySnapshot.policyRules === undefined) rooms.set(policyRoom!, withRecordedRules(policySnapshot, records));
-    return { actual: { rooms }, unreachableRooms: unreachableRooms.sort() };
+    const suspended = await this.#suspended(desired, records);
+    return { actual: { rooms, ...(suspended && { suspended }) }, unreachableRooms: unreachableRooms.sort() };
+  }
+
+  /**
+   * Who of the people to suspend or to lift is suspended (or locked, by the measure their record
+   * or the configuration says) on the homeserver now: one admin read each. Someone a moderator
+   * already suspended is left alone, and their suspension stays theirs, never lifted by the
+   * service. Undefined when a read fails: the records are then taken as the truth.
+   */
+  async #suspended(desired: DesiredState, records: OwnershipRecords): Promise<Set<string> | undefined> {
+    const inScope = (userId: string) => desired.scope === 'all' || desired.scope.has(userId);
+    const recorded = new Map(records.suspensions.map((r) => [r.userId, r]));
+    const people = [...new Set([...desired.suspensions.keys(), ...recorded.keys()])].filter(inScope);
+    if (people.length === 0) return undefined;
+    const suspended = new Set<string>();
+    try {
+      await eachBounded(people, this.#concurrency, async (userId) => {
+        const status = await this.#gateway.userStatus(userId);
+        const measure = recorded.has(userId) ? recorded.get(userId)!.measure ?? 'suspend' : desired.suspendMeasure ?? 'suspend';
+        if (status && (measure === 'lock' ? status.locked : status.suspended)) suspended.add(userId);
+      });
+    } catch (error) {
+      if (!(error instanceof MatrixError)) throw error;
+      this.#log.warn({ err: error }, 'cannot read who is suspended: the records are taken as the truth');
+      return undefined;
+    }
+    return suspended;
   }
 
   async #execute(action: Action): Promise<{ result: ActionResult; commit: boolean; stopPass: boolean }> {

@@ -115,12 +115,18 @@ describe('Matrix Authentication Service: sessions ended and accounts locked thro
     const before = mas.requests.length;
     const second = await executor(gateway).run(state);
     assert.equal(second.results.length, 0, 'done once per sanction');
-    assert.equal(mas.requests.length, before);
+    assert.deepEqual(mas.requests.slice(before).map((r) => r.split(' ')[0]), ['GET'], 'one read: is the person still locked at MAS');
 
     const lifted = await executor(gateway).run(wiki([person('Ирина Петрова', false, 1), person('李小龍', false, 2)]));
     assert.deepEqual(lifted.results.filter((r) => r.action.kind === 'unsuspend').map((r) => r.outcome), ['applied']);
     assert.equal(mas.users.get(vandal.id)!.lockedAt, null, 'unlocked when the lock ends');
     assert.deepEqual((await new ModerationRecordStore(db).load()).sessionEnds, []);
+    const heldByHand = people.get('ישראלה')!;
+    heldByHand.lockedAt = '2030-05-30T00:00:00Z';
+    const othersLock = [person('ישראלה', true, 4)];
+    assert.deepEqual((await executor(gateway).run(wiki(othersLock))).results.filter((r) => r.action.kind === 'suspend'), [], 'locked at MAS by hand already: not the service\'s lock');
+    await executor(gateway).run(wiki([person('ישראלה', false, 4)]));
+    assert.equal(mas.users.get(heldByHand.id)!.lockedAt, '2030-05-30T00:00:00Z', 'a lock made by hand is never lifted by the service');
     assert.ok(!logged.join('').includes(CLIENT_SECRET) && !mas.tokensIssued.some((t) => logged.join('').includes(t)), 'no secret or token in the logs');
   });
 

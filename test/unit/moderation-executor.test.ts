@@ -308,6 +308,29 @@ describe('moderation executor', () => {
     assert.deepEqual((await records()).suspensions, []);
   });
 
+  test('an account a moderator already suspended or locked stays theirs: not recorded, never lifted by the service; lifted by hand meanwhile, it is suspended', async () => {
+    const lock = { logId: 79, by: 'Steward', reason: 'spambot', timestamp: new Date('2030-06-01T10:00:00Z'), hidden: false };
+    for (const measure of ['suspend', 'lock'] as const) {
+      const moderation = config({ sessions: { global_lock: false }, suspend: { global_lock: true, measure } });
+      const held = measure === 'lock' ? matrix.locked : matrix.suspended;
+      const name = `held_${measure}`;
+      held.add(mxid(name));
+      const during = await executor({ moderation }).run(wiki([user(name, { lock })]));
+      assert.deepEqual(during.results.filter((r) => r.action.kind === 'suspend'), [], `${measure}: nothing to do`);
+      assert.deepEqual((await records()).suspensions, []);
+      const after = await executor({ moderation }).run(wiki([user(name)]));
+      assert.deepEqual(after.results.filter((r) => r.action.kind === 'unsuspend'), []);
+      assert.ok(held.has(mxid(name)), `${measure}: the moderator's measure stays`);
+    }
+
+    const moderation = config({ sessions: { global_lock: false }, suspend: { global_lock: true } });
+    await executor({ moderation }).run(wiki([user('vandal', { lock })]));
+    assert.ok(matrix.suspended.has(mxid('vandal')));
+    matrix.suspended.delete(mxid('vandal'));
+    const again = await executor({ moderation }).run(wiki([user('vandal', { lock })]));
+    assert.deepEqual(again.results.filter((r) => r.action.kind === 'suspend').map((r) => r.outcome), ['applied'], 'lifted by someone while the lock lasts: suspended again');
+  });
+
   test('dry run: changes nothing, records nothing, audits dry_run, posts nothing', async () => {
     const dry = new DryRunGateway(matrix, silent);
     const result = await executor({ gateway: dry }).run(wiki([blocked, sysop]));
