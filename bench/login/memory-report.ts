@@ -1,6 +1,7 @@
 // `--memory`: the service's memory (bench/login/memory.ts samples it) idle after its start and at
 // its peak under load, split by where it is. What the split does not name (the rest of the RSS) is
-// native memory: Node's and V8's own, OpenSSL's, the allocator's free lists, thread stacks.
+// native memory: Node's and V8's own, OpenSSL's, the allocator's free lists, thread stacks. The
+// external figure is allocated, not resident: of PGlite's WebAssembly memory only touched pages are.
 import type { MemorySample } from './stack.ts';
 
 export function describeMemory(samples: MemorySample[], loadStartedAt: number): string {
@@ -22,9 +23,9 @@ export function describeMemory(samples: MemorySample[], loadStartedAt: number): 
     row('  young generation', (s) => s.newSpace),
     row('  code space', (s) => s.codeSpace),
     row('  large objects', (s) => s.largeObjects),
-    row('external (of it array buffers)', (s) => s.external),
-    row('  array buffers', (s) => s.arrayBuffers),
-    row('WebAssembly memory resident', (s) => s.wasm),
-    row('rest (native: node, V8, OpenSSL, allocator)', (s) => s.rss - s.heapTotal - s.external - s.wasm),
+    row('external (PGlite: its WebAssembly memory, 128 MiB)', (s) => s.external),
+    row('  of it array buffers', (s) => s.arrayBuffers),
+    row('files mapped (the node binary)', (s) => s.files ?? 0),
+    row('rest (native anonymous: node, V8, OpenSSL, allocator)', (s) => s.rss - s.heapTotal - s.external - (s.files ?? 0)),
   ].join('\n');
 }

@@ -61,7 +61,8 @@ export interface MemorySample {
   largeObjects: number;
   external: number;
   arrayBuffers: number;
-  wasm: number;
+  /** Resident pages mapped from files (the node binary); absent in samples of earlier runs. */
+  files?: number;
 }
 
 export interface ProcessSample {
