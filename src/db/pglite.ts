@@ -81,11 +81,15 @@ function initdb(dir: string): Promise<void> {
   });
 }
 
-/**
- * Opens PGlite on disk, or in memory when dataDir is `memory://`. `loadDataDir` starts from a
- * dump of another instance (tests use it: loading a dump is several times faster than initdb).
- */
-export async function openPglite(dataDir: string, options: { loadDataDir?: Blob } = {}): Promise<Database & { dump(): Promise<Blob> }> {
+export interface PgliteOptions {
+  /** Start from this dump of another instance (tests use it: loading a dump is several times faster than initdb). */
+  loadDataDir?: Blob;
+  /** A new directory starts from this dump instead of initdb (pglite-template.ts); an existing one ignores it. */
+  template?: Blob;
+}
+
+/** Opens PGlite on disk, or in memory when dataDir is `memory://`. */
+export async function openPglite(dataDir: string, options: PgliteOptions = {}): Promise<Database & { dump(compression?: 'none' | 'gzip'): Promise<Blob> }> {
   const inMemory = dataDir.startsWith('memory://');
   const dir = inMemory ? dataDir : resolve(dataDir);
   let unclaim = () => {};
@@ -99,8 +103,10 @@ export async function openPglite(dataDir: string, options: { loadDataDir?: Blob 
   }
   let db: PGlite;
   try {
-    if (!inMemory && !options.loadDataDir && !existsSync(join(dir, 'PG_VERSION'))) await initdb(dir);
-    db = await PGlite.create({ ...(inMemory ? {} : { dataDir: dir }), loadDataDir: options.loadDataDir, startParams: [...PGlite.defaultStartParams, ...MEMORY] });
+    const fresh = inMemory || !existsSync(join(dir, 'PG_VERSION'));
+    const loadDataDir = options.loadDataDir ?? (fresh ? options.template : undefined);
+    if (!inMemory && !loadDataDir && fresh) await initdb(dir);
+    db = await PGlite.create({ ...(inMemory ? {} : { dataDir: dir }), loadDataDir, startParams: [...PGlite.defaultStartParams, ...MEMORY] });
   } catch (error) {
     unclaim();
     throw new DatabaseError(`cannot open the embedded database in ${dir}: ${(error as Error).message}`, { cause: error });
@@ -142,8 +148,8 @@ export async function openPglite(dataDir: string, options: { loadDataDir?: Blob 
         },
       };
     },
-    async dump() {
-      return db.dumpDataDir('none');
+    async dump(compression = 'none') {
+      return db.dumpDataDir(compression);
     },
     async close() {
       try {
