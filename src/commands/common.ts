@@ -20,7 +20,7 @@ export async function openMigratedDatabase(config: Config, log: Logger, options:
   const { progress = () => {}, templateDir = DEFAULT_TEMPLATE_DIR } = options;
   const embedded = !config.database.url;
   const migrations = readMigrations();
-  let template: Blob | undefined;
+  let template: string | undefined;
   if (embedded) {
     const fresh = !existsSync(join(config.database.data_dir, 'PG_VERSION'));
     if (fresh && templateDir) {

@@ -15,10 +15,11 @@ import type { Migration } from './migrate.ts';
 /** Where `npm install` leaves the template: the package's own cache directory (npm's convention). */
 export const DEFAULT_TEMPLATE_DIR = fileURLToPath(new URL('../../node_modules/.cache/wiki-matrix-sso/', import.meta.url));
 
-const ARCHIVE = 'pglite-template.tar.gz';
+// Not compressed: 41 MB instead of 4.7, but unpacked in 0.8 s instead of 2.2 (gunzip in JavaScript).
+const ARCHIVE = 'pglite-template.tar';
 const MANIFEST = 'pglite-template.json';
 /** Changes when what a template is changes. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 interface Manifest {
   format: number;
@@ -35,7 +36,7 @@ export function pgliteVersion(): string {
 }
 
 export type TemplateLookup =
-  | { found: true; archive: Blob; migrations: number }
+  | { found: true; archive: string; migrations: number }
   | { found: false; reason: string };
 
 /** The template in `dir`, if there is one this build may start a database from. */
@@ -55,11 +56,9 @@ export function findTemplate(dir: string, migrations: Migration[]): TemplateLook
   for (const m of manifest.migrations) {
     if (known.get(m.version)?.checksum !== m.checksum) return { found: false, reason: `the template holds migration ${m.version}_${m.name}, which this version does not have as it is` };
   }
-  try {
-    return { found: true, archive: new Blob([readFileSync(join(dir, ARCHIVE))]), migrations: manifest.migrations.length };
-  } catch (error) {
-    return { found: false, reason: `the template cannot be read: ${(error as Error).message}` };
-  }
+  const archive = join(dir, ARCHIVE);
+  if (!existsSync(archive)) return { found: false, reason: `the template's archive ${archive} is missing` };
+  return { found: true, archive, migrations: manifest.migrations.length };
 }
 
 /**
@@ -73,7 +72,7 @@ export async function makeTemplate(dir: string, migrations: Migration[]): Promis
   let archive: Blob;
   try {
     await migrate(db, migrations);
-    archive = await db.dump('gzip');
+    archive = await db.dump('none');
   } finally {
     await db.close();
   }

@@ -67,10 +67,10 @@ function isAlive(pid: number): boolean {
 
 const INIT_SCRIPT = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './pglite-init.ts' : './pglite-init.js', import.meta.url));
 
-/** Creates the database directory in a process of its own (pglite-init.ts says why). */
-function initdb(dir: string): Promise<void> {
+/** Creates the database directory, from a template archive if given, in a process of its own (pglite-init.ts says why). */
+function initdb(dir: string, template?: string): Promise<void> {
   return new Promise((resolveInit, reject) => {
-    const child = spawn(process.execPath, [INIT_SCRIPT, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [INIT_SCRIPT, dir, ...(template ? [template] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
     child.once('error', reject);
@@ -84,8 +84,8 @@ function initdb(dir: string): Promise<void> {
 export interface PgliteOptions {
   /** Start from this dump of another instance (tests use it: loading a dump is several times faster than initdb). */
   loadDataDir?: Blob;
-  /** A new directory starts from this dump instead of initdb (pglite-template.ts); an existing one ignores it. */
-  template?: Blob;
+  /** A new directory starts from this archive (a path) instead of initdb (pglite-template.ts); an existing one ignores it. */
+  template?: string;
 }
 
 /** Opens PGlite on disk, or in memory when dataDir is `memory://`. */
@@ -103,10 +103,8 @@ export async function openPglite(dataDir: string, options: PgliteOptions = {}): 
   }
   let db: PGlite;
   try {
-    const fresh = inMemory || !existsSync(join(dir, 'PG_VERSION'));
-    const loadDataDir = options.loadDataDir ?? (fresh ? options.template : undefined);
-    if (!inMemory && !loadDataDir && fresh) await initdb(dir);
-    db = await PGlite.create({ ...(inMemory ? {} : { dataDir: dir }), loadDataDir, startParams: [...PGlite.defaultStartParams, ...MEMORY] });
+    if (!inMemory && !options.loadDataDir && !existsSync(join(dir, 'PG_VERSION'))) await initdb(dir, options.template);
+    db = await PGlite.create({ ...(inMemory ? {} : { dataDir: dir }), loadDataDir: options.loadDataDir, startParams: [...PGlite.defaultStartParams, ...MEMORY] });
   } catch (error) {
     unclaim();
     throw new DatabaseError(`cannot open the embedded database in ${dir}: ${(error as Error).message}`, { cause: error });
