@@ -11,6 +11,7 @@ import { Http } from './login/http.ts';
 import { discover, signIn } from './login/flow.ts';
 import { describeLoad, describeProfiles, loadSummary, runLoad, type LoadResult } from './login/load.ts';
 import { parseOptions, runBenchmark } from './login/options.ts';
+import { describeMemory } from './login/memory-report.ts';
 import { startBenchStack } from './login/stack.ts';
 
 const options = parseOptions(process.argv.slice(2));
@@ -23,6 +24,8 @@ runBenchmark(budgetMs, async ({ cleanups, say }) => {
   cleanups.add(async () => http.close());
   const provider = await discover(http, stack.issuer, options.timeoutS * 1000);
 
+  // The service's memory idle after its start is the last sample before the load.
+  const loadStartedAt = Date.now();
   const results = [];
   const raw: LoadResult[] = [];
   const text: string[] = [];
@@ -41,6 +44,7 @@ runBenchmark(budgetMs, async ({ cleanups, say }) => {
     `Node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end${options.serviceRoot ? `, service from ${options.serviceRoot}` : ''}`,
   ].join('\n');
   if (stack.warnings.length) text.push(`The service logged ${stack.warnings.length} warnings or errors; the first ones:\n${stack.warnings.slice(0, 10).map((l) => `  ${l.slice(0, 400)}`).join('\n')}`);
+  if (options.memory) text.push(describeMemory(stack.memorySamples(), loadStartedAt));
   if (options.cpuProfileDir) text.push(await describeProfiles(stack, options.cpuProfileDir, raw, 'login'));
   process.stdout.write(`\n${heading}\n\n${text.join('\n\n')}\n`);
   if (options.json) writeFileSync(options.json, `${JSON.stringify({ benchmark: 'login', backend: stack.backend.split(' ')[0], accounts: options.accounts, workers: options.workers, durationS: options.durationS, loadAverage: loadavg(), results }, null, 2)}\n`);

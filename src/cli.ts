@@ -14,7 +14,10 @@ import { SigningKeyStore } from './oidc/keys.ts';
 // The worker, sync, whois and forget commands load matrix-js-sdk, the moderation code or a progress
 // bar: imported when they run, so that `serve` and `npm start` do not wait for modules they never use.
 
-const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL };
+const env: Environment = { WMS_CONFIG: process.env.WMS_CONFIG, DATABASE_URL: process.env.DATABASE_URL, WMS_PGLITE_TEMPLATE_DIR: process.env.WMS_PGLITE_TEMPLATE_DIR };
+/** Where a new embedded database is copied from (db/pglite-template.ts); undefined: the default. */
+const templateDir: string | false | undefined = env.WMS_PGLITE_TEMPLATE_DIR === 'none' ? false : env.WMS_PGLITE_TEMPLATE_DIR || undefined;
+const openOptions = templateDir === undefined ? {} : { templateDir };
 
 class UsageError extends Error {}
 
@@ -33,7 +36,7 @@ function load(values: Record<string, unknown>): Config {
 }
 
 async function withSigningKeys(config: Config, fn: (keys: SigningKeyStore) => Promise<void>): Promise<void> {
-  const db = await openMigratedDatabase(config, createLogger('warn'));
+  const db = await openMigratedDatabase(config, createLogger('warn'), openOptions);
   try {
     const keys = new SigningKeyStore(db, { secret: config.oidc.key_encryption_secret });
     await keys.ensure();
@@ -62,7 +65,7 @@ const commands: Record<string, Command> = {
         // One of `serve --workers N`: the primary logged the configuration and stops it by message.
         log = log.child({ worker: cluster.worker!.id });
         const stopRequested = Promise.race([shutdownSignal(log), stopMessage()]);
-        const service = await startService(config, log, { clusterWorker: true });
+        const service = await startService(config, log, { clusterWorker: true, ...openOptions });
         await stopRequested;
         await service.stop();
         cluster.worker!.disconnect();
@@ -71,7 +74,7 @@ const commands: Record<string, Command> = {
       log.info({ config: redact(config) }, 'effective configuration');
       // Listening for signals before starting: a stop asked for during start-up waits for it, then stops.
       const stopRequested = shutdownSignal(log);
-      const service = workers > 1 ? await startCluster(config, log, workers) : await startService(config, log);
+      const service = workers > 1 ? await startCluster(config, log, workers) : await startService(config, log, openOptions);
       await stopRequested;
       await service.stop();
       return 0;
@@ -94,7 +97,7 @@ const commands: Record<string, Command> = {
       // times count from the start of the process.
       const elapsed = () => `${(performance.now() / 1000).toFixed(1)} s`;
       const progress = (step: string) => process.stdout.write(`[${elapsed()}] ${step}…\n`);
-      const service = await startService(config, log, { progress });
+      const service = await startService(config, log, { progress, ...openOptions });
       process.stdout.write(
         [
           '',
@@ -135,7 +138,7 @@ const commands: Record<string, Command> = {
     options: configOption,
     async run(values) {
       const config = load(values);
-      const db = await openMigratedDatabase(config, createLogger('warn'));
+      const db = await openMigratedDatabase(config, createLogger('warn'), openOptions);
       await db.close();
       process.stdout.write(`${db.description}: migrations are up to date\n`);
       return 0;

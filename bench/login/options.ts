@@ -19,6 +19,8 @@ export interface BenchOptions {
   /** The checkout whose service is measured (another one measures an earlier version with this driver). */
   serviceRoot: string | undefined;
   traceSql: boolean;
+  /** Sample where the service's memory is (bench/login/memory.ts). */
+  memory: boolean;
   /** Node.js options for the service's processes (e.g. V8 heap sizes), as `node` takes them. */
   nodeFlags: string[];
 }
@@ -41,6 +43,8 @@ export const USAGE = `Options (every one bounded; the run is loopback only):
   --json PATH           also write the figures as JSON
   --timeout S           per-request timeout (default 10)
   --trace-sql           count the service's statements per unit of work, by statement (node --import bench/login/trace-sql.ts)
+  --memory             report where the service's memory is, idle after start and at the peak: V8 heap,
+                        code, external and array buffers, WebAssembly (node --import bench/login/memory.ts)
   --service-root DIR    measure the service of another checkout (e.g. an earlier commit) with this driver
   --node-flags=FLAGS    node options for the service, not the driver (e.g. --node-flags="--max-semi-space-size=2")`;
 
@@ -76,6 +80,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       timeout: { type: 'string' },
       'service-root': { type: 'string' },
       'trace-sql': { type: 'boolean' },
+      memory: { type: 'boolean' },
       'node-flags': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -109,6 +114,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     timeoutS: integer('timeout', values.timeout, 10, 1, LIMITS.timeoutS),
     serviceRoot: values['service-root'],
     traceSql: Boolean(values['trace-sql']),
+    memory: Boolean(values.memory),
     nodeFlags: nodeFlags(values['node-flags']),
   };
 }

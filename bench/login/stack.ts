@@ -43,8 +43,26 @@ export interface StackOptions {
   serviceRoot: string | undefined;
   /** Count the service's statements (bench/login/trace-sql.ts). */
   traceSql: boolean;
+  /** Sample where the service's memory is (bench/login/memory.ts). */
+  memory?: boolean;
   cleanups: Cleanups;
   say: (line: string) => void;
+}
+
+/** One line of bench/login/memory.ts (MiB; `at` in ms since the epoch). */
+export interface MemorySample {
+  at: number;
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  oldSpace: number;
+  newSpace: number;
+  codeSpace: number;
+  largeObjects: number;
+  external: number;
+  arrayBuffers: number;
+  /** Resident pages mapped from files (the node binary); absent in samples of earlier runs. */
+  files?: number;
 }
 
 export interface ProcessSample {
@@ -112,6 +130,8 @@ export interface BenchStack {
   withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T>;
   /** With `traceSql`: the statements sent since the last call, by statement. */
   takeSqlCounts: (() => Promise<Map<string, number>>) | undefined;
+  /** With `memory`: the service's memory, one sample a second since it started (MiB). */
+  memorySamples(): MemorySample[];
   /** What the service logged at warn or above (and anything not JSON), up to 1000 lines. */
   warnings: string[];
 }
@@ -335,12 +355,14 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
     traceRead = text.length;
     return counts;
   };
+  const memoryPath = join(dir, 'memory.jsonl');
   let child: ChildProcess | undefined;
   const startService = async () => {
     const args = [
       ...(options.nodeFlags ?? []),
       ...(options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : []),
       ...(options.traceSql ? ['--import', join(ROOT, 'bench/login/trace-sql.ts')] : []),
+      ...(options.memory ? ['--import', join(ROOT, 'bench/login/memory.ts')] : []),
       join(options.serviceRoot ?? ROOT, 'src/cli.ts'),
       'serve',
       '--config',
@@ -348,7 +370,7 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
       ...(options.workers > 1 ? ['--workers', String(options.workers)] : []),
     ];
     const started = performance.now();
-    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production', WMS_BENCH_SQL_TRACE: tracePath } });
+    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production', WMS_BENCH_SQL_TRACE: tracePath, WMS_BENCH_MEMORY: memoryPath } });
     readLog(child.stdout!);
     readLog(child.stderr!);
     await waitReady(issuer, child, () => recentLines.slice(-40).join('\n'), 120_000);
@@ -408,5 +430,12 @@ export async function startBenchStack(options: StackOptions): Promise<BenchStack
     startService,
     withDatabase,
     takeSqlCounts: options.traceSql ? takeSqlCounts : undefined,
+    memorySamples() {
+      try {
+        return readFileSync(memoryPath, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as MemorySample);
+      } catch {
+        return [];
+      }
+    },
   };
 }

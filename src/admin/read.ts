@@ -12,7 +12,7 @@ import type { ForgetResult, HandedOver, TakenBack } from '../privacy/forget.ts';
 import { WorkerStatusStore } from '../moderation/status.ts';
 import type { WikiCause } from '../moderation/types.ts';
 import { explicitGroups } from '../wiki/action-api-results.ts';
-import { WORKER_LOCK } from '../moderation/worker.ts';
+import { WORKER_LOCK } from '../moderation/worker-lock.ts';
 
 /** A wiki cause as admins see it: a suppressed one says only that it is hidden. */
 export type CauseJson = Omit<StoredCause, 'by' | 'reason'> & { by: string | null; reason: string | null };

@@ -3,17 +3,36 @@ import { join } from 'node:path';
 import { accountRepository } from '../compose.ts';
 import type { Config } from '../config/load.ts';
 import { openDatabase, type Database } from '../db/index.ts';
-import { migrate, migrationStatus } from '../db/migrate.ts';
+import { migrate, migrationStatus, readMigrations } from '../db/migrate.ts';
+import { DEFAULT_TEMPLATE_DIR, findTemplate } from '../db/pglite-template.ts';
 import type { Logger } from '../log.ts';
 
 /** What a command is doing while it starts, for a person watching (`dev` prints it). */
 export type Progress = (step: string) => void;
 
-export async function openMigratedDatabase(config: Config, log: Logger, progress: Progress = () => {}): Promise<Database> {
+export interface OpenOptions {
+  progress?: Progress;
+  /** Where a new embedded database's template is (pglite-template.ts); false: always initdb. */
+  templateDir?: string | false;
+}
+
+export async function openMigratedDatabase(config: Config, log: Logger, options: OpenOptions = {}): Promise<Database> {
+  const { progress = () => {}, templateDir = DEFAULT_TEMPLATE_DIR } = options;
   const embedded = !config.database.url;
+  const migrations = readMigrations();
+  let template: string | undefined;
   if (embedded) {
     const fresh = !existsSync(join(config.database.data_dir, 'PG_VERSION'));
-    progress(fresh ? `creating the embedded database in ${config.database.data_dir} (first start only)` : `opening the embedded database in ${config.database.data_dir}`);
+    if (fresh && templateDir) {
+      const found = findTemplate(templateDir, migrations);
+      if (found.found) template = found.archive;
+      else log.info({ reason: found.reason }, 'creating the embedded database from nothing (initdb): no template to copy');
+    }
+    progress(
+      !fresh
+        ? `opening the embedded database in ${config.database.data_dir}`
+        : `creating the embedded database in ${config.database.data_dir} (first start only)${template ? ', from the template made at install' : ''}`,
+    );
   } else {
     progress('connecting to PostgreSQL');
   }
@@ -22,11 +41,12 @@ export async function openMigratedDatabase(config: Config, log: Logger, progress
     dataDir: config.database.data_dir,
     poolMax: config.database.pool_max,
     connectTimeoutSeconds: config.database.connect_timeout,
+    template,
   });
   try {
-    const { pending } = await migrationStatus(db);
+    const { pending } = await migrationStatus(db, migrations);
     if (pending.length > 0) progress(`applying ${pending.length} database migration${pending.length === 1 ? '' : 's'}`);
-    const { applied, unknown } = await migrate(db);
+    const { applied, unknown } = await migrate(db, migrations);
     if (applied.length > 0) log.info({ migrations: applied.map((m) => `${m.version}_${m.name}`) }, 'applied migrations');
     if (unknown.length > 0) log.warn({ migrations: unknown }, 'the database has migrations this version does not know; is an older version running against a newer database?');
     // Localparts stored by earlier versions with `=xx` escapes are ones Synapse would escape again.

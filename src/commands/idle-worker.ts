@@ -4,7 +4,8 @@
 import type { Database } from '../db/index.ts';
 import { lead } from '../db/leader.ts';
 import type { Logger } from '../log.ts';
-import { WORKER_LOCK, type ModerationWorker } from '../moderation/worker.ts';
+import type { ModerationWorker } from '../moderation/worker.ts';
+import { WORKER_LOCK } from '../moderation/worker-lock.ts';
 import type { PrivacyHousekeeping } from '../privacy/housekeeping.ts';
 
 export interface Worker {

@@ -34,12 +34,14 @@ export interface ServiceOptions {
   clusterWorker?: boolean;
   /** Told what start-up is doing, step by step (`dev` prints it). */
   progress?: Progress;
+  /** Where a new embedded database's template is; false: none (see db/pglite-template.ts). */
+  templateDir?: string | false;
 }
 
 export async function startService(configured: Config, log: Logger, options: ServiceOptions = {}): Promise<Service> {
   // The admin pages sign in through the provider as a client of their own.
   const config = withAdminClient(configured);
-  const db = await openMigratedDatabase(config, log, options.progress);
+  const db = await openMigratedDatabase(config, log, { ...(options.progress && { progress: options.progress }), ...(options.templateDir !== undefined && { templateDir: options.templateDir }) });
   let running: RunningServer;
   let app: Koa;
   let oidc: Oidc | undefined;

@@ -33,6 +33,8 @@ export class ConfigError extends Error {
 export interface Environment {
   WMS_CONFIG?: string | undefined;
   DATABASE_URL?: string | undefined;
+  /** Where a new embedded database's template is (default: the package's node_modules/.cache); `none`: create it from nothing. */
+  WMS_PGLITE_TEMPLATE_DIR?: string | undefined;
 }
 
 export function configPath(explicit: string | undefined, env: Environment): string {

@@ -67,10 +67,10 @@ function isAlive(pid: number): boolean {
 
 const INIT_SCRIPT = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './pglite-init.ts' : './pglite-init.js', import.meta.url));
 
-/** Creates the database directory in a process of its own (pglite-init.ts says why). */
-function initdb(dir: string): Promise<void> {
+/** Creates the database directory, from a template archive if given, in a process of its own (pglite-init.ts says why). */
+function initdb(dir: string, template?: string): Promise<void> {
   return new Promise((resolveInit, reject) => {
-    const child = spawn(process.execPath, [INIT_SCRIPT, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [INIT_SCRIPT, dir, ...(template ? [template] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
     child.once('error', reject);
@@ -81,11 +81,15 @@ function initdb(dir: string): Promise<void> {
   });
 }
 
-/**
- * Opens PGlite on disk, or in memory when dataDir is `memory://`. `loadDataDir` starts from a
- * dump of another instance (tests use it: loading a dump is several times faster than initdb).
- */
-export async function openPglite(dataDir: string, options: { loadDataDir?: Blob } = {}): Promise<Database & { dump(): Promise<Blob> }> {
+export interface PgliteOptions {
+  /** Start from this dump of another instance (tests use it: loading a dump is several times faster than initdb). */
+  loadDataDir?: Blob;
+  /** A new directory starts from this archive (a path) instead of initdb (pglite-template.ts); an existing one ignores it. */
+  template?: string;
+}
+
+/** Opens PGlite on disk, or in memory when dataDir is `memory://`. */
+export async function openPglite(dataDir: string, options: PgliteOptions = {}): Promise<Database & { dump(compression?: 'none' | 'gzip'): Promise<Blob> }> {
   const inMemory = dataDir.startsWith('memory://');
   const dir = inMemory ? dataDir : resolve(dataDir);
   let unclaim = () => {};
@@ -99,7 +103,7 @@ export async function openPglite(dataDir: string, options: { loadDataDir?: Blob 
   }
   let db: PGlite;
   try {
-    if (!inMemory && !options.loadDataDir && !existsSync(join(dir, 'PG_VERSION'))) await initdb(dir);
+    if (!inMemory && !options.loadDataDir && !existsSync(join(dir, 'PG_VERSION'))) await initdb(dir, options.template);
     db = await PGlite.create({ ...(inMemory ? {} : { dataDir: dir }), loadDataDir: options.loadDataDir, startParams: [...PGlite.defaultStartParams, ...MEMORY] });
   } catch (error) {
     unclaim();
@@ -142,8 +146,8 @@ export async function openPglite(dataDir: string, options: { loadDataDir?: Blob 
         },
       };
     },
-    async dump() {
-      return db.dumpDataDir('none');
+    async dump(compression = 'none') {
+      return db.dumpDataDir(compression);
     },
     async close() {
       try {

@@ -55,6 +55,8 @@ export interface DatabaseOptions {
   dataDir: string;
   poolMax: number;
   connectTimeoutSeconds: number;
+  /** PGlite: a new data directory starts from this archive of a migrated database (pglite-template.ts). */
+  template?: string | undefined;
 }
 
 /** A stable 64-bit advisory lock key for a name, computed by the database itself. */

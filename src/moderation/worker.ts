@@ -18,6 +18,7 @@ import { ModerationRequestStore, summarizePass, summarizePlan, type ModerationRe
 import { WorkerStatusStore, type WorkerReport } from './status.ts';
 import type { WikiState } from './types.ts';
 import { report, topics } from '../observe.ts';
+import { WORKER_LOCK } from './worker-lock.ts';
 
 /** Where wiki state comes from (WikiSource). */
 export interface StateSource {
@@ -103,7 +104,7 @@ export interface ModerationWorker {
 }
 
 /** The leader lock of moderation mirroring: one worker (or `sync`) at a time acts. */
-export const WORKER_LOCK = 'wiki-matrix-sso:worker';
+export { WORKER_LOCK };
 
 /** Usernames pushed by EventStreams wait at most this long, so a burst becomes one pass. */
 const EVENT_BATCH_MS = 1_000;

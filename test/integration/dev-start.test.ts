@@ -15,7 +15,8 @@ function devUntilReady(dir: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'dev', '--config', join(dir, 'wiki-matrix-sso.yaml')], {
       cwd: dir,
-      env: { ...process.env, WMS_CONFIG: undefined, DATABASE_URL: undefined },
+      // From nothing (initdb and every migration), as without the template `npm install` makes.
+      env: { ...process.env, WMS_CONFIG: undefined, DATABASE_URL: undefined, WMS_PGLITE_TEMPLATE_DIR: 'none' },
     });
     let stdout = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
